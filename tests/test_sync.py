@@ -1,0 +1,70 @@
+"""One source of truth: the package is what the notebooks export, and the exercises are what
+the solutions generate. Each check fails with the command that fixes it."""
+import export
+import make_exercises
+import nbformat
+import pytest
+
+
+def test_package_is_exactly_what_the_notebooks_export(tmp_path):
+    assert export.main(["--out", str(tmp_path)]) == 0
+    fresh = {p.name: p.read_text() for p in tmp_path.glob("*.py")}
+    committed = {p.name: p.read_text() for p in (export.ROOT / "minipixtral").glob("*.py")}
+    stale = sorted(n for n in fresh if committed.get(n) != fresh[n])
+    extra = sorted(set(committed) - set(fresh))
+    assert not stale and not extra, (
+        f"minipixtral/ is out of sync with notebooks/: differs {stale}, exported by no "
+        f"notebook {extra}. Edit the notebooks, then run `python tools/export.py`.")
+
+
+def test_every_module_names_its_notebook():
+    for path in (export.ROOT / "minipixtral").glob("*.py"):
+        assert path.read_text().startswith("# Generated"), f"{path} has no generated header"
+
+
+def test_exercises_are_generated_from_the_solutions():
+    fresh = make_exercises.render()
+    committed = {p.name: p.read_text() for p in (export.ROOT / "exercises").glob("*.ipynb")}
+    stale = sorted(n for n in fresh if committed.get(n) != fresh[n])
+    extra = sorted(set(committed) - set(fresh))
+    assert not stale and not extra, (
+        f"exercises/ is out of sync with solutions/: stale {stale}, without a solution "
+        f"{extra}. Run `python tools/make_exercises.py`.")
+
+
+def test_every_lesson_from_01_has_solutions_and_exercises():
+    lessons = {p.name for p in (export.ROOT / "notebooks").glob("*.ipynb")}
+    solutions = {p.name for p in (export.ROOT / "solutions").glob("*.ipynb")}
+    assert lessons == solutions, f"lessons without solutions: {sorted(lessons - solutions)}; " \
+                                 f"solutions without a lesson: {sorted(solutions - lessons)}"
+
+
+def _notebook(tmp_path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("Exercise 7.1 and Exercise 7.2")]
+    nb.cells += [nbformat.v4.new_code_cell(s) for s in sources]
+    path = tmp_path / "07_demo.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_marked_blocks_become_stubs_that_raise(tmp_path):
+    path = _notebook(tmp_path,
+                     "def f(x):\n    ### BEGIN SOLUTION: double x\n    return 2 * x\n"
+                     "    ### END SOLUTION",
+                     "### BEGIN SOLUTION: set y\ny = 3\n### END SOLUTION\nprint(y)")
+    cells = make_exercises.exercise_notebook(path).cells
+    assert cells[2].source == ("def f(x):\n    raise NotImplementedError("
+                               "'Exercise 7.1 is not done yet: double x')")
+    assert cells[3].source.startswith("raise NotImplementedError('Exercise 7.2 is not done")
+    assert "return 2 * x" not in "".join(c.source for c in cells)
+
+
+@pytest.mark.parametrize("source, problem", [
+    ("### BEGIN SOLUTION\nx = 1\n### END SOLUTION", "needs a hint"),
+    ("### BEGIN SOLUTION: a\nx = 1", "never closed"),
+    ("x = 1\n### END SOLUTION", "without a BEGIN"),
+])
+def test_malformed_markers_are_refused(tmp_path, source, problem):
+    with pytest.raises(SystemExit, match=problem):
+        make_exercises.exercise_notebook(_notebook(tmp_path, source))

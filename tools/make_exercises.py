@@ -1,0 +1,138 @@
+"""Write the student notebooks `exercises/` from the filled-in `solutions/`.
+
+In a solution notebook the student's part of a code cell sits between two marker lines:
+
+    ### BEGIN SOLUTION: <what the student has to do, in one sentence>
+    ...the answer...
+    ### END SOLUTION
+
+In the exercise notebook that part becomes one line, at the same indentation:
+
+    raise NotImplementedError("Exercise 1.2 is not done yet: <what the student has to do>")
+
+Exercises are numbered per notebook: lesson NN (from the file name), then 1, 2, ... in the
+order the markers appear; the notebook's markdown must name each one ("Exercise 1.2") so
+the student can find it. Outputs are cleared. The check cell after each exercise then fails
+with that message until the student fills the blank in.
+
+    python tools/make_exercises.py            write exercises/
+    python tools/make_exercises.py --check    exit 1 (and say which) if exercises/ is stale
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN = re.compile(r"^(\s*)### BEGIN SOLUTION(?::\s*(.*))?$")
+END = re.compile(r"^\s*### END SOLUTION\s*$")
+BANNER = ("> **Exercises.** This notebook is generated from `solutions/{name}`. Replace every "
+          "`raise NotImplementedError(...)` with your code and run the check cell under it. "
+          "When you are done, `pytest exercises/{name}` (from the repository root) runs the "
+          "whole notebook and passes only if every check does.")
+
+
+def lesson_number(path: Path) -> int:
+    prefix = path.name.split("_", 1)[0]
+    if not prefix.isdigit():
+        raise SystemExit(f"{path}: solution notebooks are named NN_topic.ipynb")
+    return int(prefix)
+
+
+def blank_cell(source: str, lesson: int, counter: list[int], where: str) -> str:
+    """Replace each BEGIN/END SOLUTION block of one cell by a stub that raises."""
+    out: list[str] = []
+    inside = False
+    for line in source.split("\n"):
+        begin = BEGIN.match(line)
+        if begin:
+            if inside:
+                raise SystemExit(f"{where}: nested `### BEGIN SOLUTION`")
+            hint = (begin.group(2) or "").strip()
+            if not hint:
+                raise SystemExit(f"{where}: `### BEGIN SOLUTION` needs a hint: "
+                                 f"`### BEGIN SOLUTION: <what to do>`")
+            counter[0] += 1
+            message = f"Exercise {lesson}.{counter[0]} is not done yet: {hint}"
+            out.append(f"{begin.group(1)}raise NotImplementedError({message!r})")
+            inside = True
+        elif END.match(line):
+            if not inside:
+                raise SystemExit(f"{where}: `### END SOLUTION` without a BEGIN")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise SystemExit(f"{where}: `### BEGIN SOLUTION` is never closed")
+    return "\n".join(out)
+
+
+def exercise_notebook(path: Path) -> nbformat.NotebookNode:
+    """The student version of one solution notebook."""
+    nb = nbformat.read(path, as_version=4)
+    lesson = lesson_number(path)
+    counter = [0]
+    cells = []
+    for index, cell in enumerate(nb.cells):
+        cell = copy.deepcopy(cell)
+        cell.pop("id", None)
+        if cell.cell_type == "code":
+            cell.source = blank_cell(cell.source, lesson, counter, f"{path.name} cell {index}")
+            cell.outputs = []
+            cell.execution_count = None
+        cells.append(cell)
+    if counter[0] == 0:
+        raise SystemExit(f"{path}: no `### BEGIN SOLUTION` block, so no exercise")
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for k in range(1, counter[0] + 1):
+        if f"Exercise {lesson}.{k}" not in markdown:
+            raise SystemExit(f"{path}: no markdown cell introduces 'Exercise {lesson}.{k}'")
+    out = nbformat.v4.new_notebook(metadata=nb.metadata)
+    out.cells = [nbformat.v4.new_markdown_cell(BANNER.format(name=path.name))] + cells
+    for cell in out.cells:  # stable ids, so that regenerating changes nothing
+        cell.pop("id", None)
+    out.nbformat, out.nbformat_minor = 4, 4
+    return out
+
+
+def render() -> dict[str, str]:
+    """Every exercise notebook as it should be: {file name: JSON text}."""
+    return {p.name: nbformat.writes(exercise_notebook(p)) + "\n"
+            for p in sorted((ROOT / "solutions").glob("*.ipynb"))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="only compare with exercises/ on disk; exit 1 if stale")
+    parser.add_argument("--out", type=Path, default=ROOT / "exercises")
+    args = parser.parse_args(argv)
+    files = render()
+    if args.check:
+        on_disk = {p.name: p.read_text() for p in args.out.glob("*.ipynb")}
+        stale = sorted(n for n in files if on_disk.get(n) != files[n])
+        extra = sorted(set(on_disk) - set(files))
+        for n in stale:
+            print(f"exercises/{n} is stale: solutions/{n} changed")
+        for n in extra:
+            print(f"exercises/{n} has no solutions/{n}")
+        if stale or extra:
+            print("Run `python tools/make_exercises.py`.")
+            return 1
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in set(p.name for p in args.out.glob("*.ipynb")) - set(files):
+        (args.out / name).unlink()
+    for name, text in files.items():
+        (args.out / name).write_text(text)
+    print(f"wrote {len(files)} exercise notebooks to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
