@@ -6,7 +6,34 @@ it says which one.
 """
 
 from .device import pick_device
+from .image import CLIP_MEAN, CLIP_STD, to_rgb, open_image, resized_size, cubic_taps, resize_bicubic, load_image, patchify
+from .rope import rope_frequencies, rope_angles_1d, rope_angles_2d, apply_rope, permute_qk_for_rotate_half, permute_qk_from_rotate_half
+from .layers import RMSNorm, Attention, FeedForward, TransformerBlock, block_diagonal_mask
+from .vision import VisionConfig, VisionTransformer, VisionEncoder
 
 __all__ = [
     "pick_device",
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "to_rgb",
+    "open_image",
+    "resized_size",
+    "cubic_taps",
+    "resize_bicubic",
+    "load_image",
+    "patchify",
+    "rope_frequencies",
+    "rope_angles_1d",
+    "rope_angles_2d",
+    "apply_rope",
+    "permute_qk_for_rotate_half",
+    "permute_qk_from_rotate_half",
+    "RMSNorm",
+    "Attention",
+    "FeedForward",
+    "TransformerBlock",
+    "block_diagonal_mask",
+    "VisionConfig",
+    "VisionTransformer",
+    "VisionEncoder",
 ]
