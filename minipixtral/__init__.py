@@ -10,6 +10,12 @@ from .image import CLIP_MEAN, CLIP_STD, to_rgb, open_image, resized_size, cubic_
 from .rope import rope_frequencies, rope_angles_1d, rope_angles_2d, apply_rope, permute_qk_for_rotate_half, permute_qk_from_rotate_half
 from .layers import RMSNorm, Attention, FeedForward, TransformerBlock, block_diagonal_mask
 from .vision import VisionConfig, VisionTransformer, VisionEncoder
+from .layout import ImageTokenIds, image_token_layout
+from .tokenizer import shipped_tokenizer_file, Tokenizer
+from .adapter import VisionLanguageAdapter, merge_image_features
+from .decoder import DecoderConfig, Decoder, causal_mask
+from .model import PixtralConfig, Pixtral
+from .generate import KVCache, new_cache, sample_next, generate_ids, generate, stream_text
 
 __all__ = [
     "pick_device",
@@ -36,4 +42,21 @@ __all__ = [
     "VisionConfig",
     "VisionTransformer",
     "VisionEncoder",
+    "ImageTokenIds",
+    "image_token_layout",
+    "shipped_tokenizer_file",
+    "Tokenizer",
+    "VisionLanguageAdapter",
+    "merge_image_features",
+    "DecoderConfig",
+    "Decoder",
+    "causal_mask",
+    "PixtralConfig",
+    "Pixtral",
+    "KVCache",
+    "new_cache",
+    "sample_next",
+    "generate_ids",
+    "generate",
+    "stream_text",
 ]
