@@ -16,6 +16,9 @@ from .adapter import VisionLanguageAdapter, merge_image_features
 from .decoder import DecoderConfig, Decoder, causal_mask
 from .model import PixtralConfig, Pixtral
 from .generate import KVCache, new_cache, sample_next, generate_ids, generate, stream_text
+from .weights import SAFETENSORS_DTYPES, read_safetensors, read_params, load_folder, params_dict, save_folder, DECODER_HF_NAMES, VISION_HF_NAMES, ADAPTER_HF_NAMES, HF_PARTS, hf_to_mistral_names, read_hf_config, load_hf_folder
+from .tiny import tiny_config, write_tiny_checkpoint, default_checkpoint
+from .compare import capture_outputs, compare_layers
 
 __all__ = [
     "pick_device",
@@ -59,4 +62,22 @@ __all__ = [
     "generate_ids",
     "generate",
     "stream_text",
+    "SAFETENSORS_DTYPES",
+    "read_safetensors",
+    "read_params",
+    "load_folder",
+    "params_dict",
+    "save_folder",
+    "DECODER_HF_NAMES",
+    "VISION_HF_NAMES",
+    "ADAPTER_HF_NAMES",
+    "HF_PARTS",
+    "hf_to_mistral_names",
+    "read_hf_config",
+    "load_hf_folder",
+    "tiny_config",
+    "write_tiny_checkpoint",
+    "default_checkpoint",
+    "capture_outputs",
+    "compare_layers",
 ]
