@@ -6,8 +6,26 @@ it says which one.
 """
 
 from .device import pick_device
-from .image import CLIP_MEAN, CLIP_STD, to_rgb, open_image, resized_size, cubic_taps, resize_bicubic, load_image, patchify
-from .rope import rope_frequencies, rope_angles_1d, rope_angles_2d, apply_rope, permute_qk_for_rotate_half, permute_qk_from_rotate_half
+from .grade import ExerciseResult, grade_notebook
+from .image import (
+    CLIP_MEAN,
+    CLIP_STD,
+    to_rgb,
+    open_image,
+    resized_size,
+    cubic_taps,
+    resize_bicubic,
+    load_image,
+    patchify,
+)
+from .rope import (
+    rope_frequencies,
+    rope_angles_1d,
+    rope_angles_2d,
+    apply_rope,
+    permute_qk_for_rotate_half,
+    permute_qk_from_rotate_half,
+)
 from .layers import RMSNorm, Attention, FeedForward, TransformerBlock, block_diagonal_mask
 from .vision import VisionConfig, VisionTransformer, VisionEncoder
 from .layout import ImageTokenIds, image_token_layout
@@ -16,12 +34,28 @@ from .adapter import VisionLanguageAdapter, merge_image_features
 from .decoder import DecoderConfig, Decoder, causal_mask
 from .model import PixtralConfig, Pixtral
 from .generate import KVCache, new_cache, sample_next, generate_ids, generate, stream_text
-from .weights import SAFETENSORS_DTYPES, read_safetensors, read_params, load_folder, params_dict, save_folder, DECODER_HF_NAMES, VISION_HF_NAMES, ADAPTER_HF_NAMES, HF_PARTS, hf_to_mistral_names, read_hf_config, load_hf_folder
+from .weights import (
+    SAFETENSORS_DTYPES,
+    read_safetensors,
+    read_params,
+    load_folder,
+    params_dict,
+    save_folder,
+    DECODER_HF_NAMES,
+    VISION_HF_NAMES,
+    ADAPTER_HF_NAMES,
+    HF_PARTS,
+    hf_to_mistral_names,
+    read_hf_config,
+    load_hf_folder,
+)
 from .tiny import tiny_config, write_tiny_checkpoint, default_checkpoint
 from .compare import capture_outputs, compare_layers
 
 __all__ = [
     "pick_device",
+    "ExerciseResult",
+    "grade_notebook",
     "CLIP_MEAN",
     "CLIP_STD",
     "to_rgb",

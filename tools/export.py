@@ -96,7 +96,10 @@ def render() -> dict[str, str]:
             if module.startswith("__"):  # __main__ and friends are not re-exported
                 continue
             names = public_names(text, module)
-            init_lines.append(f"from .{module} import {', '.join(names)}")
+            line = f"from .{module} import {', '.join(names)}"
+            if len(line) > 99:
+                line = f"from .{module} import (" + "".join(f"\n    {n}," for n in names) + "\n)"
+            init_lines.append(line)
             exported += names
     all_list = "".join(f'\n    "{n}",' for n in exported)
     files["__init__.py"] = (

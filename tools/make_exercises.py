@@ -34,7 +34,8 @@ END = re.compile(r"^\s*### END SOLUTION\s*$")
 BANNER = ("> **Exercises.** This notebook is generated from `solutions/{name}`. Replace every "
           "`raise NotImplementedError(...)` with your code and run the check cell under it. "
           "When you are done, `pytest exercises/{name}` (from the repository root) runs the "
-          "whole notebook and passes only if every check does.")
+          "whole notebook and passes only if every check does; `python -m minipixtral.grade "
+          "exercises/{name}` reports each exercise.")
 
 
 def lesson_number(path: Path) -> int:
