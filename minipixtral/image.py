@@ -31,7 +31,8 @@ def open_image(image: str | Path | Image.Image | np.ndarray) -> Image.Image:
     """A path, a PIL image or a uint8 array (H, W), (H, W, 3) or (H, W, 4) as a PIL image.
 
     Raises FileNotFoundError for a missing file and ValueError for anything that is not an
-    image, or an image with no pixels.
+    image, an image with no pixels, or one so large that decoding it could exhaust memory
+    (more than twice PIL's Image.MAX_IMAGE_PIXELS; such a file is refused before decoding).
     """
     if isinstance(image, (str, Path)):
         path = Path(image)
@@ -41,6 +42,9 @@ def open_image(image: str | Path | Image.Image | np.ndarray) -> Image.Image:
             with Image.open(path) as opened:
                 opened.seek(0)  # an animated image: its first frame
                 image = opened.copy()
+        except Image.DecompressionBombError as err:
+            raise ValueError(f"{str(path)!r} has too many pixels to decode safely: {err} "
+                             f"Shrink it first.") from err
         except (UnidentifiedImageError, OSError) as err:
             raise ValueError(f"{str(path)!r} is not an image file PIL can read: {err}") from err
     elif isinstance(image, np.ndarray):
