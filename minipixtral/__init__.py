@@ -6,7 +6,6 @@ it says which one.
 """
 
 from .device import pick_device
-from .grade import ExerciseResult, grade_notebook
 from .image import (
     CLIP_MEAN,
     CLIP_STD,
@@ -54,8 +53,6 @@ from .compare import capture_outputs, compare_layers
 
 __all__ = [
     "pick_device",
-    "ExerciseResult",
-    "grade_notebook",
     "CLIP_MEAN",
     "CLIP_STD",
     "to_rgb",

@@ -16,7 +16,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ExerciseResult", "grade_notebook"]
+# Not re-exported by `minipixtral/__init__.py` (an empty __all__): it runs as
+# `python -m minipixtral.grade`, and `from minipixtral.grade import grade_notebook` works.
+__all__ = []
 
 _HEADING = re.compile(r"Exercise (\d+\.\d+)")
 

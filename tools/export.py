@@ -96,6 +96,8 @@ def render() -> dict[str, str]:
             if module.startswith("__"):  # __main__ and friends are not re-exported
                 continue
             names = public_names(text, module)
+            if not names:  # e.g. a command-line module: `python -m minipixtral.NAME` only
+                continue
             line = f"from .{module} import {', '.join(names)}"
             if len(line) > 99:
                 line = f"from .{module} import (" + "".join(f"\n    {n}," for n in names) + "\n)"

@@ -1,0 +1,256 @@
+"""Lesson 03: the vision encoder equals transformers' PixtralVisionModel on the same weights.
+
+Tiny configuration (width 64, 4 heads of 16, 2 blocks), random weights large enough to
+matter, float32, eager attention. Errors are measured relative to the output scale.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import minipixtral as mp
+from hf_reference import hf_pixel_inputs, hf_vision_config, hf_vision_model
+from minipixtral.rope import permute_qk_for_rotate_half
+
+TOLERANCE = 1e-5  # max abs error / max abs output
+TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
+
+
+def randomize(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Matrices N(0, 0.1²), gains 1 + N(0, 0.1²): features of order 1-5, every gain ≠ 1."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            noise = torch.randn(p.shape, generator=generator)
+            p.copy_(noise * 0.1 if p.ndim > 1 else 1 + noise * 0.1)
+    return module
+
+
+def noise_image(width: int, height: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return randomize(mp.VisionEncoder(mp.VisionConfig(**TINY)).eval())
+
+
+@pytest.fixture(scope="module")
+def reference(encoder):
+    return hf_vision_model(encoder)
+
+
+@pytest.fixture(scope="module")
+def images():
+    """Three images of different sizes, through load_image: 48×80, 32×48, 64×64 pixels."""
+    return [mp.load_image(noise_image(w, h, seed)) for seed, (w, h)
+            in enumerate([(70, 40), (33, 17), (64, 64)])]
+
+
+def run_reference(model, images):
+    pixels, sizes = hf_pixel_inputs(images)
+    with torch.no_grad():
+        return model(pixels, image_sizes=sizes).last_hidden_state[0]
+
+
+def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
+    assert got.shape == expected.shape, (tuple(got.shape), tuple(expected.shape))
+    return ((got - expected).abs().max() / expected.abs().max()).item()
+
+
+# --- against transformers -----------------------------------------------------------------
+def test_one_image(encoder, reference):
+    image = mp.load_image(noise_image(70, 40, seed=10))
+    assert image.shape == (3, 48, 80)
+    with torch.no_grad():
+        got = encoder([image])
+    expected = run_reference(reference, [image])
+    assert got.shape == (15, 64)
+    assert expected.abs().max() > 1  # the weights give a real signal, not ~0
+    assert relative_error(got, expected) <= TOLERANCE
+
+
+def test_oversize_image(encoder, reference):
+    image = mp.load_image(noise_image(1500, 600, seed=11))
+    assert image.shape == (3, 416, 1024)
+    with torch.no_grad():
+        got = encoder([image])
+    assert got.shape == (26 * 64, 64)
+    assert relative_error(got, run_reference(reference, [image])) <= TOLERANCE
+
+
+def test_three_images_in_one_call(encoder, reference, images):
+    with torch.no_grad():
+        got = encoder(images)
+    assert got.shape == (15 + 6 + 16, 64)
+    assert relative_error(got, run_reference(reference, images)) <= TOLERANCE
+
+
+def test_images_do_not_see_each_other(encoder, images):
+    with torch.no_grad():
+        together = encoder(images)
+        alone = [encoder([image]) for image in images]
+    scale = together.abs().max()
+    for part, single in zip(together.split([len(a) for a in alone]), alone):
+        assert (part - single).abs().max() <= TOLERANCE * scale
+
+
+def test_without_the_mask_images_would_see_each_other(encoder, images):
+    """Negative control for the test above: the same sequence with mask=None differs."""
+    c = encoder.config
+    with torch.no_grad():
+        x = torch.cat([encoder.patch_conv(i[None])[0].flatten(1).T for i in images])
+        angles = torch.cat([mp.rope_angles_2d(*encoder.patch_grid(i), c.head_dim, c.rope_theta)
+                            for i in images])
+        unmasked = encoder.transformer(encoder.ln_pre(x), angles, mask=None)
+        masked = encoder.transformer(encoder.ln_pre(x), angles,
+                                     mp.block_diagonal_mask([15, 6, 16]))
+        first_alone = encoder([images[0]])
+    assert (masked - encoder(images)).abs().max() <= TOLERANCE * masked.abs().max()
+    assert (unmasked[:15] - first_alone).abs().max() > 0.05 * first_alone.abs().max()
+
+
+def test_without_the_qk_permutation_transformers_differs(encoder, images):
+    """Negative control: our wq/wk loaded into transformers as they are (wrong RoPE layout)."""
+    from transformers import PixtralVisionModel
+    from hf_reference import vision_state_dict_to_hf
+    n_heads = encoder.config.num_attention_heads
+    state = vision_state_dict_to_hf(encoder.state_dict(), n_heads)
+    for name, tensor in encoder.state_dict().items():
+        if name.endswith(("attention.wq.weight", "attention.wk.weight")):
+            hf_name = name.replace(".wq.", ".q_proj.").replace(".wk.", ".k_proj.")
+            assert torch.equal(state[hf_name], permute_qk_for_rotate_half(tensor, n_heads))
+            state[hf_name] = tensor
+    wrong = PixtralVisionModel(hf_vision_config(encoder.config)).eval()
+    wrong.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        got = encoder(images)
+    assert relative_error(got, run_reference(wrong, images)) > 0.01
+
+
+def test_with_gelu_transformers_differs(encoder, images):
+    """Negative control: transformers' default hidden_act="gelu" is not Pixtral's SiLU."""
+    from transformers import PixtralVisionModel
+    config = hf_vision_config(encoder.config)
+    config.hidden_act = "gelu"
+    wrong = PixtralVisionModel(config).eval()
+    wrong.load_state_dict(hf_vision_model(encoder).state_dict(), strict=True)
+    with torch.no_grad():
+        got = encoder(images)
+    assert relative_error(got, run_reference(wrong, images)) > 0.01
+
+
+# --- the building blocks ------------------------------------------------------------------
+def test_rms_norm_equals_torch_and_keeps_float16_finite():
+    norm = randomize(mp.RMSNorm(32))
+    x = 50 * torch.randn(3, 7, 32, generator=torch.Generator().manual_seed(0)) + 20
+    with torch.no_grad():
+        assert torch.allclose(norm(x), F.rms_norm(x, (32,), norm.weight, 1e-5), atol=1e-5)
+        x16 = (300 * torch.randn(4, 32, generator=torch.Generator().manual_seed(1))).half()
+        y16 = mp.RMSNorm(32).half()(x16)
+        assert y16.dtype == torch.float16 and torch.isfinite(y16).all()
+        assert torch.allclose(y16.float(), F.rms_norm(x16.float(), (32,), eps=1e-5),
+                              atol=2e-3, rtol=2e-3)
+
+
+def test_attention_equals_explicit_softmax_with_mask():
+    attn = randomize(mp.Attention(64, n_heads=4, head_dim=16))
+    grids = [(3, 4), (2, 5), (1, 3)]
+    angles = torch.cat([mp.rope_angles_2d(r, c, 16, 1e4) for r, c in grids])
+    mask = mp.block_diagonal_mask([r * c for r, c in grids])
+    x = torch.randn(len(angles), 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        q = mp.apply_rope(attn.wq(x).view(-1, 4, 16), angles).transpose(0, 1)
+        k = mp.apply_rope(attn.wk(x).view(-1, 4, 16), angles).transpose(0, 1)
+        v = attn.wv(x).view(-1, 4, 16).transpose(0, 1)
+        weights = (q @ k.transpose(1, 2) / 4).masked_fill(~mask, float("-inf")).softmax(-1)
+        explicit = attn.wo((weights @ v).transpose(0, 1).reshape(-1, 64))
+        assert torch.allclose(attn(x, angles, mask), explicit, atol=1e-5)
+        assert not torch.allclose(attn(x, angles), explicit, atol=1e-2)  # the mask matters
+
+
+def test_feed_forward_equals_transformers_mlp():
+    from transformers import PixtralVisionConfig
+    from transformers.models.pixtral.modeling_pixtral import PixtralMLP
+    ffn = randomize(mp.FeedForward(64, 128))
+    theirs = PixtralMLP(PixtralVisionConfig(hidden_size=64, intermediate_size=128,
+                                            hidden_act="silu"))
+    theirs.load_state_dict({"gate_proj.weight": ffn.w1.weight, "up_proj.weight": ffn.w3.weight,
+                            "down_proj.weight": ffn.w2.weight})
+    x = torch.randn(10, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(ffn(x), theirs(x), atol=1e-5)
+
+
+def test_block_diagonal_mask_equals_transformers():
+    from transformers.models.pixtral.modeling_pixtral import generate_block_attention_mask
+    lengths = [36, 15, 1, 4]
+    additive = generate_block_attention_mask(lengths, torch.zeros(1, sum(lengths), 1))[0, 0]
+    mask = mp.block_diagonal_mask(lengths)
+    assert mask.dtype == torch.bool and torch.equal(mask, additive == 0)
+
+
+def test_attention_rejects_bad_head_counts():
+    with pytest.raises(ValueError, match="multiple of n_kv_heads"):
+        mp.Attention(64, n_heads=4, head_dim=16, n_kv_heads=3)
+
+
+# --- names, sizes, loading ----------------------------------------------------------------
+def checkpoint_shapes(c: mp.VisionConfig) -> dict[str, tuple[int, ...]]:
+    """The vision encoder's tensors in consolidated.safetensors (PIXTRAL.md §2.1), without
+    the full model's prefix `vision_encoder.`."""
+    d, f = c.hidden_size, c.intermediate_size
+    shapes = {"patch_conv.weight": (d, c.num_channels, c.patch_size, c.patch_size),
+              "ln_pre.weight": (d,)}
+    for i in range(c.num_hidden_layers):
+        layer = f"transformer.layers.{i}."
+        shapes |= {layer + f"attention.w{x}.weight": (d, d) for x in "qkvo"}
+        shapes |= {layer + "attention_norm.weight": (d,), layer + "ffn_norm.weight": (d,),
+                   layer + "feed_forward.w1.weight": (f, d),
+                   layer + "feed_forward.w2.weight": (d, f),
+                   layer + "feed_forward.w3.weight": (f, d)}
+    return shapes
+
+
+def test_real_config_on_meta_device():
+    with torch.device("meta"):
+        real = mp.VisionEncoder(mp.VisionConfig())
+    assert all(p.is_meta for p in real.parameters())
+    assert sum(p.numel() for p in real.parameters()) == 403_489_792
+    assert {k: tuple(v.shape) for k, v in real.state_dict().items()} == \
+        checkpoint_shapes(mp.VisionConfig())
+    assert len(real.state_dict()) == 2 + 24 * 9
+
+
+def test_strict_state_dict_round_trip(encoder, images):
+    state = encoder.state_dict()
+    assert {k: tuple(v.shape) for k, v in state.items()} == checkpoint_shapes(encoder.config)
+    with torch.device("meta"):
+        fresh = mp.VisionEncoder(mp.VisionConfig(**TINY))
+    fresh.load_state_dict(state, strict=True, assign=True)
+    with torch.no_grad():
+        assert torch.equal(fresh.eval()(images), encoder(images))
+    renamed = {k.replace("feed_forward.w1.", "feed_forward.gate_proj."): v
+               for k, v in state.items()}
+    with pytest.raises(RuntimeError, match="gate_proj"):
+        mp.VisionEncoder(mp.VisionConfig(**TINY)).load_state_dict(renamed, strict=True)
+
+
+# --- bad inputs ---------------------------------------------------------------------------
+@pytest.mark.parametrize("images, message", [
+    ([torch.zeros(1, 32, 32)], r"must be a \[3, H, W\] tensor"),
+    ([torch.zeros(32, 32)], r"must be a \[3, H, W\] tensor"),
+    ([torch.zeros(3, 40, 32)], "not a positive multiple of the patch size 16"),
+    ([torch.zeros(3, 0, 32)], "not a positive multiple of the patch size 16"),
+    ([torch.zeros(3, 16, 1040)], "exceeds the model's maximum side of 1024"),
+    ([torch.zeros(3, 32, 32), torch.zeros(3, 32, 24)], "not a positive multiple"),
+    ([], "no image given"),
+], ids=["grayscale", "no channel dim", "not multiple of 16", "zero height", "too large",
+        "second image bad", "empty list"])
+def test_bad_inputs(encoder, images, message):
+    with pytest.raises(ValueError, match=message):
+        encoder(images)
