@@ -71,3 +71,20 @@ class Pixtral(Decoder):
         input_ids = input_ids.to(self.output.weight.device)
         h = self.embed(input_ids, images) if start == 0 or images else self.tok_embeddings(input_ids)
         return self.forward_embeddings(h, start, cache)
+
+    @classmethod
+    def from_folder(cls, folder, device: str | torch.device | None = None,
+                    dtype: torch.dtype | None = None) -> "Pixtral":
+        """Load Mistral's format (params.json + consolidated.safetensors), memory-mapped.
+        device None: cuda, then mps, then cpu; dtype None: the checkpoint's on a GPU,
+        float32 on the CPU. Lesson 08 builds the loader (minipixtral.weights)."""
+        from minipixtral.weights import load_folder  # lesson 08 builds on this lesson
+        return load_folder(folder, device, dtype)
+
+    @classmethod
+    def from_hf_folder(cls, folder, device: str | torch.device | None = None,
+                       dtype: torch.dtype | None = None) -> "Pixtral":
+        """Load the Hugging Face layout (config.json + model*.safetensors), converting the
+        names and the q/k RoPE layout. Lesson 08 builds it (minipixtral.weights)."""
+        from minipixtral.weights import load_hf_folder
+        return load_hf_folder(folder, device, dtype)

@@ -1,0 +1,258 @@
+"""Lesson 06: the decoder and the whole Pixtral model against transformers' Mistral and Llava.
+
+Tiny random models (float32, seeded) with n_heads·head_dim ≠ dim and GQA, as in the real
+model; relative max error ≤ 1e-5 on logits. Negative controls show that the comparison would
+catch a missing q/k permutation or a sliding window. The real configuration is checked on the
+meta device: parameter count, tensor names and shapes of consolidated.safetensors.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import minipixtral as mp
+from hf_reference import (decoder_state_dict_to_hf, hf_llava_model, hf_mistral_model,
+                          hf_pixel_inputs, hf_text_config)
+
+TINY_DECODER = dict(dim=64, n_layers=2, head_dim=24, hidden_dim=128, n_heads=4, n_kv_heads=2)
+
+
+def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """normal(0, 0.2) matrices, 1 + normal(0, 0.1) norm gains: every part matters."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            noise = torch.randn(parameter.shape, generator=generator)
+            is_gain = name.endswith("norm.weight") or "ln_pre" in name
+            parameter.copy_(1 + 0.1 * noise if is_gain else 0.2 * noise)
+    return model.eval()
+
+
+def relative_error(ours: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((ours - ref).abs().max() / ref.abs().max()).item()
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return mp.Tokenizer.from_file(mp.shipped_tokenizer_file())
+
+
+@pytest.fixture(scope="module")
+def decoder():
+    config = mp.DecoderConfig(**TINY_DECODER)
+    assert config.n_heads * config.head_dim != config.dim and config.n_kv_heads < config.n_heads
+    return randomize(mp.Decoder(config))
+
+
+@pytest.fixture(scope="module")
+def prompt(tokenizer):
+    ids, _ = tokenizer.encode_chat("The capital of France is Paris. What is the capital of Italy?")
+    return torch.tensor(ids)
+
+
+@pytest.fixture(scope="module")
+def decoder_logits(decoder, prompt):
+    with torch.no_grad():
+        return decoder(prompt)
+
+
+@pytest.fixture(scope="module")
+def pixtral():
+    config = mp.PixtralConfig(**TINY_DECODER, vision_encoder=mp.VisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2))
+    return randomize(mp.Pixtral(config), seed=1)
+
+
+# --- against transformers -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hf_decoder(decoder):
+    return hf_mistral_model(decoder)
+
+
+def test_decoder_matches_hf_mistral(hf_decoder, prompt, decoder_logits):
+    with torch.no_grad():
+        ref = hf_decoder(prompt[None]).logits[0]
+    assert decoder_logits.shape == ref.shape == (len(prompt), 131072)
+    assert relative_error(decoder_logits, ref) <= 1e-5
+    assert torch.equal(decoder_logits.argmax(-1), ref.argmax(-1))
+
+
+def test_without_qk_permutation_logits_differ(decoder, prompt, decoder_logits):
+    from transformers import MistralForCausalLM
+    state = decoder_state_dict_to_hf(decoder.state_dict(), decoder.config, "model.")
+    for i in range(decoder.config.n_layers):
+        for ours, theirs in [("wq", "q_proj"), ("wk", "k_proj")]:
+            state[f"model.layers.{i}.self_attn.{theirs}.weight"] = \
+                decoder.state_dict()[f"layers.{i}.attention.{ours}.weight"]
+    model = MistralForCausalLM(hf_text_config(decoder.config)).eval()
+    model.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        ref = model(prompt[None]).logits[0]
+    assert relative_error(decoder_logits[:1], ref[:1]) <= 1e-5  # position 0: no rotation
+    assert relative_error(decoder_logits, ref) > 0.1
+
+
+def test_sliding_window_makes_logits_differ(decoder, hf_decoder, prompt, decoder_logits):
+    from transformers import MistralForCausalLM
+    config = hf_text_config(decoder.config)
+    config.sliding_window = 4
+    model = MistralForCausalLM(config).eval()
+    model.load_state_dict(hf_decoder.state_dict(), strict=True)
+    assert len(prompt) > 4
+    with torch.no_grad():
+        ref = model(prompt[None]).logits[0]
+    assert relative_error(decoder_logits[:4], ref[:4]) <= 1e-5  # the window covers them
+    assert relative_error(decoder_logits, ref) > 0.1
+
+
+@pytest.fixture(scope="module")
+def llava(pixtral):
+    return hf_llava_model(pixtral)
+
+
+@pytest.mark.parametrize("n_images", [0, 1, 2])
+def test_pixtral_matches_hf_llava(pixtral, llava, tokenizer, n_images):
+    rng = np.random.default_rng(n_images)
+    images = [rng.integers(0, 256, (40, 70, 3), dtype=np.uint8),
+              rng.integers(0, 256, (100, 60, 3), dtype=np.uint8)][:n_images]
+    ids, pixels = tokenizer.encode_chat("Describe the image.", images=images)
+    ids = torch.tensor(ids)
+    assert int((ids == 10).sum()) == [0, 15, 43][n_images]
+    extra = {}
+    if pixels:
+        pixel_values, image_sizes = hf_pixel_inputs(pixels)
+        extra = {"pixel_values": pixel_values, "image_sizes": image_sizes}
+    with torch.no_grad():
+        ours = pixtral(ids, pixels)
+        ref = llava(input_ids=ids[None], **extra).logits[0]
+    assert ours.shape == ref.shape == (len(ids), 131072)
+    assert relative_error(ours, ref) <= 1e-5
+    assert torch.equal(ours.argmax(-1), ref.argmax(-1))
+
+
+# --- GQA ----------------------------------------------------------------------------------
+def test_gqa_equals_mha_with_repeated_kv_weights():
+    torch.manual_seed(0)
+    dim, n_heads, n_kv_heads, head_dim = 64, 8, 2, 16
+    gqa = mp.Attention(dim, n_heads, head_dim, n_kv_heads)
+    mha = mp.Attention(dim, n_heads, head_dim, n_heads)
+    x = torch.randn(6, dim)
+    angles = mp.rope_angles_1d(torch.arange(6), head_dim, 1e9)
+    mask = mp.causal_mask(6, 6)
+
+    def mha_output(expand):
+        with torch.no_grad():
+            mha.wq.weight.copy_(gqa.wq.weight)
+            mha.wo.weight.copy_(gqa.wo.weight)
+            for name in ("wk", "wv"):
+                per_head = getattr(gqa, name).weight.view(n_kv_heads, head_dim, dim)
+                getattr(mha, name).weight.copy_(expand(per_head).reshape(-1, dim))
+            return mha(x, angles, mask)
+
+    with torch.no_grad():
+        expected = gqa(x, angles, mask)
+    group = n_heads // n_kv_heads
+    assert torch.allclose(mha_output(lambda w: w.repeat_interleave(group, 0)), expected, atol=1e-6)
+    assert not torch.allclose(mha_output(lambda w: w.repeat(group, 1, 1)), expected, atol=1e-3)
+
+
+# --- the real configuration, on the meta device --------------------------------------------
+CHECKPOINT = [  # (name pattern, count, shape): PIXTRAL.md §2.1
+    (r"tok_embeddings\.weight", 1, (131072, 5120)),
+    (r"layers\.\d+\.attention\.wq\.weight", 40, (4096, 5120)),
+    (r"layers\.\d+\.attention\.w[kv]\.weight", 80, (1024, 5120)),
+    (r"layers\.\d+\.attention\.wo\.weight", 40, (5120, 4096)),
+    (r"layers\.\d+\.(attention_norm|ffn_norm)\.weight", 80, (5120,)),
+    (r"layers\.\d+\.feed_forward\.w[13]\.weight", 80, (14336, 5120)),
+    (r"layers\.\d+\.feed_forward\.w2\.weight", 40, (5120, 14336)),
+    (r"norm\.weight", 1, (5120,)),
+    (r"output\.weight", 1, (131072, 5120)),
+    (r"vision_encoder\.patch_conv\.weight", 1, (1024, 3, 16, 16)),
+    (r"vision_encoder\.ln_pre\.weight", 1, (1024,)),
+    (r"vision_encoder\.transformer\.layers\.\d+\.attention\.w[qkvo]\.weight", 96, (1024, 1024)),
+    (r"vision_encoder\.transformer\.layers\.\d+\.(attention_norm|ffn_norm)\.weight", 48, (1024,)),
+    (r"vision_encoder\.transformer\.layers\.\d+\.feed_forward\.w[13]\.weight", 48, (4096, 1024)),
+    (r"vision_encoder\.transformer\.layers\.\d+\.feed_forward\.w2\.weight", 24, (1024, 4096)),
+    (r"vision_language_adapter\.w_in\.weight", 1, (5120, 1024)),
+    (r"vision_language_adapter\.w_in\.bias", 1, (5120,)),
+    (r"vision_language_adapter\.w_out\.weight", 1, (5120, 5120)),
+    (r"vision_language_adapter\.w_out\.bias", 1, (5120,)),
+]
+
+
+@pytest.fixture(scope="module")
+def real_on_meta():
+    with torch.device("meta"):
+        return mp.Pixtral(mp.PixtralConfig())
+
+
+def test_real_config_size(real_on_meta):
+    assert all(p.is_meta for p in real_on_meta.parameters())
+    assert sum(p.numel() for p in real_on_meta.parameters()) == 12_682_739_712
+    assert len(real_on_meta.state_dict()) == 585
+    parts = {}
+    for name, parameter in real_on_meta.named_parameters():
+        parts[name.split(".")[0]] = parts.get(name.split(".")[0], 0) + parameter.numel()
+    assert parts == {"tok_embeddings": 671_088_640, "layers": 10_905_600_000, "norm": 5120,
+                     "output": 671_088_640, "vision_encoder": 403_489_792,
+                     "vision_language_adapter": 31_467_520}
+
+
+def test_real_config_names_and_shapes(real_on_meta):
+    state = real_on_meta.state_dict()
+    found = [0] * len(CHECKPOINT)
+    for key, tensor in state.items():
+        rows = [i for i, (pattern, _, _) in enumerate(CHECKPOINT) if re.fullmatch(pattern, key)]
+        assert len(rows) == 1, f"{key} matches {len(rows)} checkpoint patterns"
+        assert tuple(tensor.shape) == CHECKPOINT[rows[0]][2], key
+        found[rows[0]] += 1
+    assert found == [count for _, count, _ in CHECKPOINT]
+    assert tuple(state["layers.39.attention.wq.weight"].shape) == (4096, 5120)
+    assert tuple(state["layers.0.attention.wo.weight"].shape) == (5120, 4096)
+    assert "layers.40.attention.wq.weight" not in state
+    assert not any("bias" in k for k in state if not k.startswith("vision_language_adapter."))
+
+
+# --- the causal mask ------------------------------------------------------------------------
+def test_causal_mask_values():
+    expected = torch.tensor([[1, 1, 1, 1, 0, 0],
+                             [1, 1, 1, 1, 1, 0],
+                             [1, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    assert torch.equal(mp.causal_mask(3, 6), expected)
+    assert torch.equal(mp.causal_mask(5, 5), torch.ones(5, 5, dtype=torch.bool).tril())
+    assert torch.equal(mp.causal_mask(1, 4), torch.ones(1, 4, dtype=torch.bool))
+    assert mp.causal_mask(3, 6).dtype == torch.bool
+
+
+# --- bad input ------------------------------------------------------------------------------
+def test_start_without_cache_is_refused(decoder, pixtral, prompt):
+    with pytest.raises(ValueError, match="start > 0 needs the cache"):
+        decoder(prompt[-1:], start=3)
+    with pytest.raises(ValueError, match="start > 0 needs the cache"):
+        pixtral(prompt[-1:], start=3)
+
+
+@pytest.mark.parametrize("what, ids, message", [
+    ("2-D", torch.tensor([[1, 3, 1000, 4]]), r"1-D LongTensor.*shape \(1, 4\)"),
+    ("float", torch.tensor([1.0, 3.0, 4.0]), r"1-D LongTensor.*float32"),
+    ("too large", torch.tensor([1, 3, 131072, 4]), r"must lie in \[0, 131072\)"),
+    ("negative", torch.tensor([1, -2, 4]), r"must lie in \[0, 131072\)"),
+], ids=["2-D", "float", "too-large", "negative"])
+def test_bad_input_ids(pixtral, what, ids, message):
+    with pytest.raises(ValueError, match=message):
+        pixtral(ids)
+
+
+def test_too_long_for_the_context():
+    config = mp.PixtralConfig(**TINY_DECODER, vocab_size=100, max_seq_len=16,
+                              vision_encoder=mp.VisionConfig(hidden_size=8, intermediate_size=8,
+                                                             num_hidden_layers=1,
+                                                             num_attention_heads=1))
+    model = mp.Pixtral(config).eval()
+    with torch.no_grad():
+        assert model(torch.ones(16, dtype=torch.long)).shape == (16, 100)
+        with pytest.raises(ValueError, match="17 tokens do not fit the context of 16"):
+            model(torch.ones(17, dtype=torch.long))
