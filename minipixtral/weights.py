@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bar: tqdm.auto needs ipywidgets in a notebook
 
 from minipixtral.device import pick_device
 from minipixtral.model import Pixtral, PixtralConfig
@@ -26,6 +26,7 @@ __all__ = ["SAFETENSORS_DTYPES", "read_safetensors", "read_params", "load_folder
            "params_dict", "save_folder", "DECODER_HF_NAMES", "VISION_HF_NAMES",
            "ADAPTER_HF_NAMES", "HF_PARTS", "hf_to_mistral_names", "read_hf_config",
            "load_hf_folder"]
+
 
 SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
                       "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32,
@@ -136,15 +137,15 @@ def read_params(path: str | Path) -> PixtralConfig:
         raise ValueError(f"{path} is not valid JSON: {err}") from err
     if not isinstance(params, dict) or not isinstance(params.get("vision_encoder"), dict):
         raise ValueError(f"{path} has no 'vision_encoder' section: not a Pixtral params.json")
+    decoder = _take(params, _DECODER_FIELDS | _TOKEN_FIELDS, str(path))  # typos first
     missing = sorted(_REQUIRED - set(params))
     if missing:
         raise ValueError(f"{path} lacks the field(s) {missing}")
-    decoder = _take(params, _DECODER_FIELDS | _TOKEN_FIELDS, str(path))
     vision_section = params["vision_encoder"]
+    vision = _take(vision_section, _VISION_FIELDS | _TOKEN_FIELDS, f"{path} vision_encoder")
     missing = sorted(set(_VISION_FIELDS) - {"rope_theta"} - set(vision_section))
     if missing:
         raise ValueError(f"{path}: vision_encoder lacks the field(s) {missing}")
-    vision = _take(vision_section, _VISION_FIELDS | _TOKEN_FIELDS, f"{path} vision_encoder")
     tokens = {k: section.pop(k) for section in (decoder, vision) for k in list(section)
               if k in _TOKEN_FIELDS}
     config = PixtralConfig(**decoder, **tokens, vision_encoder=VisionConfig(**vision))
