@@ -14,7 +14,11 @@ __all__ = ["VisionLanguageAdapter", "merge_image_features"]
 
 
 class VisionLanguageAdapter(nn.Module):
-    """z = W_out · GELU(W_in · v + b_in) + b_out: [N, vision_dim] → [N, dim]. Exact GELU."""
+    """z = W_out · GELU(W_in · v + b_in) + b_out: [N, vision_dim] → [N, dim]. Exact GELU.
+
+    Each patch is mapped on its own. The names w_in / w_out are the checkpoint's
+    (vision_language_adapter.w_in.weight, …); bias=True for Pixtral-12B.
+    """
 
     def __init__(self, vision_dim: int, dim: int, bias: bool = True):
         super().__init__()
@@ -22,7 +26,7 @@ class VisionLanguageAdapter(nn.Module):
         self.w_out = nn.Linear(dim, dim, bias=bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.w_out(F.gelu(self.w_in(features)))
+        return self.w_out(F.gelu(self.w_in(features)))  # F.gelu is the exact (erf) GELU
 
 
 def merge_image_features(embeddings: torch.Tensor, input_ids: torch.Tensor,
@@ -45,7 +49,7 @@ def merge_image_features(embeddings: torch.Tensor, input_ids: torch.Tensor,
                            for k, (c, p) in enumerate(zip(counts, patches)))
         raise ValueError(f"the prompt's image tokens do not match the images ({detail}): "
                          f"encode prompt and images together with Tokenizer.encode_chat")
-    merged = embeddings.clone()
+    merged = embeddings.clone()  # the caller's embeddings stay as they were
     if image_features:
         merged[is_img] = torch.cat(image_features).to(embeddings.dtype)
     return merged
