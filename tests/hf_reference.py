@@ -1,7 +1,10 @@
-"""Build transformers' reference models with exactly our weights.
+"""Build transformers' reference models with exactly our weights; shared test helpers.
 
-Used only by the tests (transformers is a test dependency). The mapping of names is the one
-of PIXTRAL.md section 2.3; wq/wk get the RoPE permutation of section 2.4.
+Used by the tests and by the notebooks' reference checks (transformers is a test
+dependency). The name tables are the package's own (minipixtral.weights, read in the other
+direction by its Hugging Face loader): a wrong table would make the logits differ from
+transformers', so the comparisons still test it. wq/wk get the RoPE permutation of
+docs/PIXTRAL.md section 2.4.
 """
 from __future__ import annotations
 
@@ -9,13 +12,29 @@ import torch
 
 from minipixtral.rope import permute_qk_for_rotate_half
 from minipixtral.vision import VisionConfig, VisionEncoder
+from minipixtral.weights import ADAPTER_HF_NAMES, DECODER_HF_NAMES, VISION_HF_NAMES
 
-_VISION_RENAMES = [
-    ("attention.wq.", "attention.q_proj."), ("attention.wk.", "attention.k_proj."),
-    ("attention.wv.", "attention.v_proj."), ("attention.wo.", "attention.o_proj."),
-    ("feed_forward.w1.", "feed_forward.gate_proj."), ("feed_forward.w2.", "feed_forward.down_proj."),
-    ("feed_forward.w3.", "feed_forward.up_proj."),
-]
+
+def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """normal(0, 0.2) matrices, 1 + normal(0, 0.1) norm gains: every part matters."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            noise = torch.randn(parameter.shape, generator=generator)
+            is_gain = name.endswith("norm.weight") or "ln_pre" in name
+            parameter.copy_(1 + 0.1 * noise if is_gain else 0.2 * noise)
+    return model.eval()
+
+
+def relative_error(ours: torch.Tensor, ref: torch.Tensor) -> float:
+    """max |ours − ref| / max |ref|."""
+    return ((ours - ref).abs().max() / ref.abs().max()).item()
+
+def _rename(name: str, names: list[tuple[str, str]]) -> str:
+    """Mistral's name inside a block → transformers' (tables from minipixtral.weights)."""
+    for mistral, hf in names:
+        name = name.replace(mistral, hf)
+    return name
 
 
 def vision_state_dict_to_hf(state: dict[str, torch.Tensor], n_heads: int) -> dict[str, torch.Tensor]:
@@ -24,9 +43,7 @@ def vision_state_dict_to_hf(state: dict[str, torch.Tensor], n_heads: int) -> dic
     for name, tensor in state.items():
         if name.endswith(("attention.wq.weight", "attention.wk.weight")):
             tensor = permute_qk_for_rotate_half(tensor, n_heads)
-        for ours, theirs in _VISION_RENAMES:
-            name = name.replace(ours, theirs)
-        out[name] = tensor
+        out[_rename(name, VISION_HF_NAMES)] = tensor
     return out
 
 
@@ -60,15 +77,6 @@ def hf_pixel_inputs(images: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Ten
     return pixels, torch.tensor([list(i.shape[1:]) for i in images])
 
 
-_DECODER_RENAMES = [
-    ("tok_embeddings.", "embed_tokens."), ("attention.wq.", "self_attn.q_proj."),
-    ("attention.wk.", "self_attn.k_proj."), ("attention.wv.", "self_attn.v_proj."),
-    ("attention.wo.", "self_attn.o_proj."), ("feed_forward.w1.", "mlp.gate_proj."),
-    ("feed_forward.w2.", "mlp.down_proj."), ("feed_forward.w3.", "mlp.up_proj."),
-    ("attention_norm.", "input_layernorm."), ("ffn_norm.", "post_attention_layernorm."),
-]
-
-
 def decoder_state_dict_to_hf(state: dict[str, torch.Tensor], config, prefix: str
                              ) -> dict[str, torch.Tensor]:
     """Our Decoder's top-level keys → transformers' Mistral names (`prefix` + name), lm_head."""
@@ -83,9 +91,7 @@ def decoder_state_dict_to_hf(state: dict[str, torch.Tensor], config, prefix: str
             tensor = permute_qk_for_rotate_half(tensor, config.n_heads)
         if name.endswith("attention.wk.weight"):
             tensor = permute_qk_for_rotate_half(tensor, config.n_kv_heads)
-        for ours, theirs in _DECODER_RENAMES:
-            name = name.replace(ours, theirs)
-        out[prefix + name] = tensor
+        out[prefix + _rename(name, DECODER_HF_NAMES)] = tensor
     return out
 
 
@@ -127,10 +133,9 @@ def hf_llava_model(pixtral):
               if k.startswith("vision_encoder.")}
     for name, tensor in vision_state_dict_to_hf(vision, c.vision_encoder.num_attention_heads).items():
         out["model.vision_tower." + name] = tensor
-    for ours, theirs in [("w_in", "linear_1"), ("w_out", "linear_2")]:
-        for kind in ("weight", "bias"):
-            key = f"vision_language_adapter.{ours}.{kind}"
-            if key in state:
-                out[f"model.multi_modal_projector.{theirs}.{kind}"] = state[key]
+    for name, tensor in state.items():
+        if name.startswith("vision_language_adapter."):
+            rest = name[len("vision_language_adapter."):]
+            out["model.multi_modal_projector." + _rename(rest, ADAPTER_HF_NAMES)] = tensor
     model.load_state_dict(out, strict=True)
     return model

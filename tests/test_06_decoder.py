@@ -15,24 +15,9 @@ import torch
 
 import minipixtral as mp
 from hf_reference import (decoder_state_dict_to_hf, hf_llava_model, hf_mistral_model,
-                          hf_pixel_inputs, hf_text_config)
+                          hf_pixel_inputs, hf_text_config, randomize, relative_error)
 
 TINY_DECODER = dict(dim=64, n_layers=2, head_dim=24, hidden_dim=128, n_heads=4, n_kv_heads=2)
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """normal(0, 0.2) matrices, 1 + normal(0, 0.1) norm gains: every part matters."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            noise = torch.randn(parameter.shape, generator=generator)
-            is_gain = name.endswith("norm.weight") or "ln_pre" in name
-            parameter.copy_(1 + 0.1 * noise if is_gain else 0.2 * noise)
-    return model.eval()
-
-
-def relative_error(ours: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((ours - ref).abs().max() / ref.abs().max()).item()
 
 
 @pytest.fixture(scope="module")

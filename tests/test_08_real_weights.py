@@ -23,25 +23,10 @@ from safetensors.torch import load_file, save_file
 
 import minipixtral as mp
 from hf_reference import (decoder_state_dict_to_hf, hf_llava_model, hf_pixel_inputs,
-                          vision_state_dict_to_hf)
+                          randomize, relative_error, vision_state_dict_to_hf)
 from minipixtral.weights import (hf_to_mistral_names, load_folder, load_hf_folder,
                                  params_dict, read_hf_config, read_params, read_safetensors,
                                  save_folder)
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """normal(0, 0.2) matrices, 1 + normal(0, 0.1) norm gains: every part matters."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            noise = torch.randn(parameter.shape, generator=generator)
-            is_gain = name.endswith("norm.weight") or "ln_pre" in name
-            parameter.copy_(1 + 0.1 * noise if is_gain else 0.2 * noise)
-    return model.eval()
-
-
-def relative_error(ours: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((ours - ref).abs().max() / ref.abs().max()).item()
 
 
 @pytest.fixture(scope="module")

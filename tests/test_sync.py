@@ -4,14 +4,11 @@ import export
 import make_exercises
 import nbformat
 import pytest
+from sync import differences
 
 
-def test_package_is_exactly_what_the_notebooks_export(tmp_path):
-    assert export.main(["--out", str(tmp_path)]) == 0
-    fresh = {p.name: p.read_text() for p in tmp_path.glob("*.py")}
-    committed = {p.name: p.read_text() for p in (export.ROOT / "minipixtral").glob("*.py")}
-    stale = sorted(n for n in fresh if committed.get(n) != fresh[n])
-    extra = sorted(set(committed) - set(fresh))
+def test_package_is_exactly_what_the_notebooks_export():
+    stale, extra = differences(export.render(), export.ROOT / "minipixtral", "*.py")
     assert not stale and not extra, (
         f"minipixtral/ is out of sync with notebooks/: differs {stale}, exported by no "
         f"notebook {extra}. Edit the notebooks, then run `python tools/export.py`.")
@@ -23,10 +20,7 @@ def test_every_module_names_its_notebook():
 
 
 def test_exercises_are_generated_from_the_solutions():
-    fresh = make_exercises.render()
-    committed = {p.name: p.read_text() for p in (export.ROOT / "exercises").glob("*.ipynb")}
-    stale = sorted(n for n in fresh if committed.get(n) != fresh[n])
-    extra = sorted(set(committed) - set(fresh))
+    stale, extra = differences(make_exercises.render(), export.ROOT / "exercises", "*.ipynb")
     assert not stale and not extra, (
         f"exercises/ is out of sync with solutions/: stale {stale}, without a solution "
         f"{extra}. Run `python tools/make_exercises.py`.")

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import nbformat
 
+from sync import differences, write
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "minipixtral"
 DEFAULT_EXP = "#| default_exp"
@@ -120,9 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = render()
     if args.check:
-        on_disk = {p.name: p.read_text() for p in args.out.glob("*.py")}
-        stale = sorted(n for n in files if on_disk.get(n) != files[n])
-        extra = sorted(set(on_disk) - set(files))
+        stale, extra = differences(files, args.out, "*.py")
         for n in stale:
             print(f"{args.out.name}/{n} differs from what the notebooks export")
         for n in extra:
@@ -131,11 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             print("Run `python tools/export.py` (and move hand edits into the notebooks).")
             return 1
         return 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    for stale_file in set(p.name for p in args.out.glob("*.py")) - set(files):
-        (args.out / stale_file).unlink()
-    for name, text in files.items():
-        (args.out / name).write_text(text)
+    write(files, args.out, "*.py")
     print(f"exported {len(files)} files to {args.out}")
     return 0
 

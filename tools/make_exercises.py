@@ -28,6 +28,8 @@ from pathlib import Path
 
 import nbformat
 
+from sync import differences, write
+
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN = re.compile(r"^(\s*)### BEGIN SOLUTION(?::\s*(.*))?$")
 END = re.compile(r"^\s*### END SOLUTION\s*$")
@@ -115,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = render()
     if args.check:
-        on_disk = {p.name: p.read_text() for p in args.out.glob("*.ipynb")}
-        stale = sorted(n for n in files if on_disk.get(n) != files[n])
-        extra = sorted(set(on_disk) - set(files))
+        stale, extra = differences(files, args.out, "*.ipynb")
         for n in stale:
             print(f"exercises/{n} is stale: solutions/{n} changed")
         for n in extra:
@@ -126,11 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             print("Run `python tools/make_exercises.py`.")
             return 1
         return 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name in set(p.name for p in args.out.glob("*.ipynb")) - set(files):
-        (args.out / name).unlink()
-    for name, text in files.items():
-        (args.out / name).write_text(text)
+    write(files, args.out, "*.ipynb")
     print(f"wrote {len(files)} exercise notebooks to {args.out}")
     return 0
 

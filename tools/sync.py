@@ -1,0 +1,22 @@
+"""Compare generated files with a folder, or write them there (used by export.py and
+make_exercises.py, and by tests/test_sync.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def differences(files: dict[str, str], folder: Path, pattern: str) -> tuple[list[str], list[str]]:
+    """(names whose content differs or is missing, names on disk that are not generated)."""
+    on_disk = {p.name: p.read_text() for p in folder.glob(pattern)}
+    stale = sorted(n for n in files if on_disk.get(n) != files[n])
+    extra = sorted(set(on_disk) - set(files))
+    return stale, extra
+
+
+def write(files: dict[str, str], folder: Path, pattern: str) -> None:
+    """Make folder hold exactly these files among those matching pattern."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in {p.name for p in folder.glob(pattern)} - set(files):
+        (folder / name).unlink()
+    for name, text in files.items():
+        (folder / name).write_text(text)
