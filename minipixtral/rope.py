@@ -25,7 +25,23 @@ def rope_frequencies(head_dim: int, theta: float) -> torch.Tensor:
 
 def rope_angles_1d(positions: torch.Tensor, head_dim: int, theta: float) -> torch.Tensor:
     """Angles for tokens at 1-D positions [T]: [T, D/2], angle[t, j] = p_t · f_j."""
-    return torch.outer(positions.to(torch.float32), rope_frequencies(head_dim, theta))
+    freqs = rope_frequencies(head_dim, theta).to(positions.device)  # on the GPU too
+    return torch.outer(positions.to(torch.float32), freqs)
+
+
+def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Rotate each pair (x[2j], x[2j+1]) of every head by its angle.
+
+    x: [T, H, D] (any leading dims before T are fine), angles: [T, D/2]. Computed in float32
+    and returned in x's dtype:
+        x'[2j]   = x[2j] cos φ − x[2j+1] sin φ
+        x'[2j+1] = x[2j] sin φ + x[2j+1] cos φ
+    """
+    pairs = x.float().unflatten(-1, (-1, 2))                           # [T, H, D/2, 2]
+    even, odd = pairs[..., 0], pairs[..., 1]
+    cos, sin = angles.cos()[:, None, :], angles.sin()[:, None, :]        # [T, 1, D/2]
+    rotated = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1)
+    return rotated.flatten(-2).to(x.dtype)
 
 
 def rope_angles_2d(height: int, width: int, head_dim: int, theta: float) -> torch.Tensor:
@@ -42,21 +58,6 @@ def rope_angles_2d(height: int, width: int, head_dim: int, theta: float) -> torc
     grid = torch.cat([row_angles[:, None, :].expand(-1, width, -1),
                       col_angles[None, :, :].expand(height, -1, -1)], dim=-1)
     return grid.reshape(height * width, head_dim // 2)
-
-
-def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """Rotate each pair (x[2j], x[2j+1]) of every head by its angle.
-
-    x: [T, H, D] (any leading dims before T are fine), angles: [T, D/2]. Computed in float32
-    and returned in x's dtype:
-        x'[2j]   = x[2j] cos φ − x[2j+1] sin φ
-        x'[2j+1] = x[2j] sin φ + x[2j+1] cos φ
-    """
-    pairs = x.float().unflatten(-1, (-1, 2))                           # [T, H, D/2, 2]
-    even, odd = pairs[..., 0], pairs[..., 1]
-    cos, sin = angles.cos()[:, None, :], angles.sin()[:, None, :]        # [T, 1, D/2]
-    rotated = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1)
-    return rotated.flatten(-2).to(x.dtype)
 
 
 def permute_qk_for_rotate_half(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
