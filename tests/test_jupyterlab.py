@@ -65,7 +65,8 @@ def lab(tmp_path_factory):
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
          f"--port={port}", "--allow-root", f"--ServerApp.token={token}",
-         f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--ServerApp.open_browser=False"],
+         f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--ServerApp.open_browser=False",
+         f"--LabApp.workspaces_dir={root / 'workspaces'}"],  # no tabs restored from ~/.jupyter
         stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
     while True:
@@ -103,7 +104,9 @@ def test_lesson_runs_in_jupyterlab(lab, browser, lesson):
     base, token, root = lab
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     try:
-        page.goto(f"{base}/lab/tree/notebooks/{lesson.name}?token={token}")
+        # a workspace of its own per lesson, reset: only this notebook open, one kernel busy
+        page.goto(f"{base}/lab/workspaces/{lesson.stem}/tree/notebooks/{lesson.name}"
+                  f"?token={token}&reset")
         page.wait_for_selector(".jp-Notebook", timeout=60_000)
         page.get_by_text(re.compile(r"\| Idle$")).first.wait_for(timeout=60_000)  # kernel up
         page.locator("#jp-MainMenu").get_by_text("Run", exact=True).click()
