@@ -1,0 +1,255 @@
+"""How fast minipixtral generates, against transformers and against itself without a cache
+(lesson 07).
+
+A Pixtral-shaped model with random weights (decoder 512 wide, 8 blocks, 8 query heads and 2
+key/value heads of 64, SwiGLU 1536, the real 131 072-token vocabulary; vision encoder 256 wide,
+4 blocks), one 512×512 image (1056 image tokens) and a short question. Two measurements:
+
+1. **minipixtral vs transformers**, the same weights in the same process:
+   `minipixtral.generate_ids(..., eos_id=None)` and transformers'
+   `LlavaForConditionalGeneration.generate(do_sample=False, max_new_tokens=N, min_new_tokens=N)`
+   (so that neither can stop early). Reported: the prefill (time to the first new token) and
+   the decode speed (tokens per second after the first one), and whether the tokens agree.
+   Goal: decode ≥ 1.3 × transformers' tokens/s (CPU, float32). For scale, a bound: one token
+   through every weight matrix of the decoder and nothing else (a decode step reads them all;
+   the 131 072 × 512 output head alone is 268 MB in float32).
+2. **with vs without the cache** at a ~1000-token context (a text prompt), 16 new tokens:
+   tokens/s of the whole generation (prefill included) and of the decode steps alone.
+   Goal: ≥ 10 × faster with the cache.
+
+Every number is the median of --repeats runs after a short warm-up run; the contenders run in
+turn in each round, so that a change of load on the machine affects them alike.
+
+    python benchmarks/generation.py                 # CPU, float32: about 5 minutes on 2 cores
+    python benchmarks/generation.py --device cuda   # on a GPU (float32 too)
+    python benchmarks/generation.py --new-tokens 32 --repeats 1   # a quick look
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import minipixtral as mp  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+CONFIG = mp.PixtralConfig(dim=512, n_layers=8, head_dim=64, hidden_dim=1536, n_heads=8,
+                          n_kv_heads=2, vocab_size=131072, vision_encoder=mp.VisionConfig(
+                              hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
+                              num_attention_heads=4))
+
+
+def build_model(device: torch.device, seed: int = 0) -> mp.Pixtral:
+    """Random weights, normal(0, 0.02) (norm gains at 1), float32."""
+    model = mp.Pixtral(CONFIG).eval()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if not name.endswith("norm.weight") and "ln_pre" not in name:
+                parameter.normal_(0.0, 0.02, generator=generator)
+    return model.to(device)
+
+
+def test_image():
+    """512×512 pixels: matplotlib's sample photo, cropped; random noise if it is missing."""
+    try:
+        from matplotlib import cbook
+        from PIL import Image
+        with cbook.get_sample_data("grace_hopper.jpg") as file:
+            photo = Image.open(file).convert("RGB")
+        return photo.crop((0, 0, 512, 512))
+    except Exception:  # an old or trimmed matplotlib: the content does not matter for timing
+        return (np.random.default_rng(0).random((512, 512, 3)) * 255).astype(np.uint8)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_ours(model, ids, images, new_tokens, use_cache, device):
+    """(seconds to the first new token, seconds for the remaining ones, the tokens)."""
+    synchronize(device)
+    start = time.perf_counter()
+    stamps, tokens = [], []
+    for token in mp.generate_ids(model, ids, images, max_new_tokens=new_tokens, eos_id=None,
+                                 use_cache=use_cache):
+        synchronize(device)
+        stamps.append(time.perf_counter())
+        tokens.append(token)
+    return stamps[0] - start, stamps[-1] - stamps[0], tokens
+
+
+def time_transformers(hf_model, ids, images, new_tokens, device):
+    """The same measurement for transformers' generate, timed by a streamer: generate hands it
+    the prompt first, then each new token as soon as it is chosen."""
+    from hf_reference import hf_pixel_inputs
+    from transformers.generation.streamers import BaseStreamer
+
+    class Clock(BaseStreamer):
+        def __init__(self):
+            self.stamps, self.values = [], []
+
+        def put(self, value):
+            synchronize(device)
+            self.stamps.append(time.perf_counter())
+            self.values.append(value)
+
+        def end(self):
+            pass
+
+    inputs = {"input_ids": torch.tensor([ids], device=device)}
+    if images:
+        pixels, sizes = hf_pixel_inputs(images)
+        inputs["pixel_values"], inputs["image_sizes"] = pixels.to(device), sizes.to(device)
+    clock = Clock()
+    synchronize(device)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        hf_model.generate(**inputs, do_sample=False, max_new_tokens=new_tokens,
+                          min_new_tokens=new_tokens, streamer=clock)
+    stamps = clock.stamps[1:]                           # stamps[0]: the prompt, before prefill
+    tokens = [int(v.flatten()[0]) for v in clock.values[1:]]
+    return stamps[0] - start, stamps[-1] - stamps[0], tokens
+
+
+def interleaved_medians(runs: dict, repeats: int, warm_ups: dict) -> dict:
+    """Warm each contender up (a short run), then run them in turn, `repeats` rounds, so that
+    a change of load on the machine hits all of them alike. For each: the medians of
+    (first-token time, decode time) and the tokens of its last run."""
+    for warm_up in warm_ups.values():
+        warm_up()
+    results = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            results[name].append(run())
+    return {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs),
+                   rs[-1][2]) for name, rs in results.items()}
+
+
+def weights_floor(model, device, repeats: int = 20) -> float:
+    """Seconds for one token through every decoder weight matrix (the linear layers and the
+    output head) and nothing else: a lower bound for a decode step of any implementation."""
+    linears = [m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+               and not name.startswith(("vision_encoder", "vision_language_adapter"))]
+    inputs = [torch.randn(1, m.in_features, device=device) for m in linears]
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeats + 2):
+            synchronize(device)
+            start = time.perf_counter()
+            for m, x in zip(linears, inputs):
+                m(x)
+            synchronize(device)
+            times.append(time.perf_counter() - start)
+    return min(times[2:])                      # a bound: the least disturbed run
+
+
+def agreement(a: list[int], b: list[int]) -> str:
+    if a == b:
+        return f"identical ({len(a)} tokens)"
+    k = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y) if any(
+        x != y for x, y in zip(a, b)) else min(len(a), len(b))
+    return f"equal for the first {k} of {len(a)} tokens"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default, the goals are for it), cuda, mps; 'auto' picks one")
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--context", type=int, default=1000,
+                        help="prompt length for the with/without cache comparison")
+    parser.add_argument("--context-new-tokens", type=int, default=16)
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
+    parser.add_argument("--hf-attention", default="sdpa", choices=["sdpa", "eager"],
+                        help="transformers' attention implementation (default: its fast one)")
+    parser.add_argument("--skip-transformers", action="store_true")
+    parser.add_argument("--skip-no-cache", action="store_true")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = mp.pick_device(None if args.device == "auto" else args.device)
+
+    model = build_model(device)
+    tokenizer = mp.Tokenizer.from_file(mp.shipped_tokenizer_file())
+    ids, images = tokenizer.encode_chat("Describe the image in detail.", images=[test_image()])
+    images = [image.to(device) for image in images]
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"device {device} ({platform.processor() or platform.machine()}), torch "
+          f"{torch.__version__}, {torch.get_num_threads()} threads, float32")
+    print(f"model: {n_params / 1e6:.0f} M parameters; prompt: {len(ids)} tokens with one "
+          f"{tuple(images[0].shape[1:])} image; {args.new_tokens} new tokens; median of "
+          f"{args.repeats} runs after a warm-up\n")
+
+    runs = {"ours": lambda: time_ours(model, ids, images, args.new_tokens, True, device)}
+    warm_ups = {"ours": lambda: time_ours(model, ids, images, 4, True, device)}
+    names = {"ours": "minipixtral"}
+    if not args.skip_transformers:
+        import transformers
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from hf_reference import hf_llava_model
+            hf_model = hf_llava_model(model.cpu()).to(device)
+            model.to(device)
+            hf_model.set_attn_implementation(args.hf_attention)
+        runs["hf"] = lambda: time_transformers(hf_model, ids, images, args.new_tokens, device)
+        warm_ups["hf"] = lambda: time_transformers(hf_model, ids, images, 4, device)
+        names["hf"] = f"transformers {transformers.__version__} ({args.hf_attention})"
+    with torch.inference_mode():
+        results = interleaved_medians(runs, args.repeats, warm_ups)
+    floor = weights_floor(model, device)
+    print(f"{'':34s} {'prefill (s)':>12s} {'decode tok/s':>13s}")
+    for name, (first_s, decode_s, _) in results.items():
+        print(f"{names[name]:34s} {first_s:12.3f} {(args.new_tokens - 1) / decode_s:13.1f}")
+    print(f"{'bound: the weight matrices only':34s} {'':12s} {1 / floor:13.1f}")
+    if "hf" in results:
+        (first, decode, ours_tokens), (first_hf, decode_hf, hf_tokens) = \
+            results["ours"], results["hf"]
+        ratio = decode_hf / decode
+        print(f"{'ratio minipixtral / transformers':34s} {first_hf / first:11.2f}× "
+              f"{ratio:12.2f}×   (prefill: their time / ours)")
+        print(f"greedy tokens: {agreement(ours_tokens, hf_tokens)}")
+        print(f"goal decode ≥ 1.3× transformers: {'met' if ratio >= 1.3 else 'NOT met'}\n")
+        del hf_model
+
+    if not args.skip_no_cache:
+        words = tokenizer.encode(" the cat sat on the mat and looked at the picture" * 200)
+        long_ids = ([tokenizer.bos_id, tokenizer.inst_id] + words[:args.context - 3]
+                    + [tokenizer.inst_end_id])
+        n = args.context_new_tokens
+        with torch.inference_mode():
+            results = interleaved_medians(
+                {use_cache: (lambda use_cache=use_cache: time_ours(
+                    model, long_ids, [], n, use_cache, device)) for use_cache in [True, False]},
+                args.repeats,
+                {use_cache: (lambda use_cache=use_cache: time_ours(
+                    model, long_ids, [], 2, use_cache, device)) for use_cache in [True, False]})
+        print(f"context {len(long_ids)} tokens (text), {n} new tokens")
+        print(f"{'':20s} {'total tok/s':>12s} {'decode tok/s':>13s}")
+        for use_cache, (first, decode, _) in results.items():
+            name = "with cache" if use_cache else "without cache"
+            print(f"{name:20s} {n / (first + decode):12.2f} {(n - 1) / decode:13.2f}")
+        (f1, d1, t1), (f0, d0, t0) = results[True], results[False]
+        total_ratio, decode_ratio = (f0 + d0) / (f1 + d1), d0 / d1
+        print(f"{'ratio':20s} {total_ratio:11.1f}× {decode_ratio:12.1f}×")
+        print(f"tokens with and without the cache: {agreement(t1, t0)}")
+        print(f"goal ≥ 10× with the cache (whole generation, prefill included): "
+              f"{'met' if total_ratio >= 10 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""Lesson 07: generation with a KV cache, against no-cache generation and transformers' generate.
+
+A tiny random Pixtral (float32, seeded, the real tokenizer and vocabulary). Greedy tokens must
+be identical token for token: with and without the cache, and against transformers'
+LlavaForConditionalGeneration.generate on the same weights, with 0, 1 and 2 images. Sampling is
+checked for reproducibility and, statistically, against softmax(z / T) and the nucleus rule.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import minipixtral as mp
+from minipixtral import Pixtral, PixtralConfig, VisionConfig
+
+NEW = 12  # new tokens per generation
+
+
+def tiny_config(**overrides) -> PixtralConfig:
+    return PixtralConfig(dim=64, n_layers=2, head_dim=16, hidden_dim=128, n_heads=4,
+                         n_kv_heads=2, vision_encoder=VisionConfig(
+                             hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                             num_attention_heads=2), **overrides)
+
+
+@pytest.fixture(scope="module")
+def model() -> Pixtral:
+    torch.manual_seed(0)
+    model = Pixtral(tiny_config()).eval()
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0.0, 0.2, generator=generator)
+    return model
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> mp.Tokenizer:
+    return mp.Tokenizer.from_file(mp.shipped_tokenizer_file())
+
+
+@pytest.fixture(scope="module")
+def prompts(tokenizer) -> dict[int, tuple[list[int], list[torch.Tensor]]]:
+    """n → (ids, images) of a chat prompt with n images (32×48 and 48×48 pixels)."""
+    rng = np.random.default_rng(0)
+    pictures = [(rng.random(shape) * 255).astype(np.uint8) for shape in [(32, 48, 3), (48, 48, 3)]]
+    return {n: tokenizer.encode_chat("Describe the image.", images=pictures[:n]) for n in range(3)}
+
+
+@pytest.fixture(scope="module")
+def greedy(model, prompts) -> dict[int, list[int]]:
+    return {n: mp.generate(model, ids, images, max_new_tokens=NEW)
+            for n, (ids, images) in prompts.items()}
+
+
+class CallCounter:
+    """Counts the model's forward calls and records how many tokens each one received."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.lengths: list[int] = []
+        self.handle = module.register_forward_pre_hook(
+            lambda _, args: self.lengths.append(len(args[0])))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+# --- greedy: cached == uncached == transformers ------------------------------------------------
+
+@pytest.mark.parametrize("n_images", [0, 1, 2])
+def test_cached_equals_uncached(model, prompts, greedy, n_images):
+    ids, images = prompts[n_images]
+    uncached = mp.generate(model, ids, images, max_new_tokens=NEW, use_cache=False)
+    assert greedy[n_images] == uncached
+    assert len(greedy[n_images]) == NEW and len(set(greedy[n_images])) > 3  # not trivial
+
+
+def test_cache_prefills_once_then_one_token_per_step(model, prompts):
+    ids, images = prompts[1]
+    with CallCounter(model) as calls:
+        mp.generate(model, ids, images, max_new_tokens=NEW)
+    assert calls.lengths == [len(ids)] + [1] * (NEW - 1)   # the last token is not fed back
+    with CallCounter(model.vision_encoder) as vision:
+        mp.generate(model, ids, images, max_new_tokens=NEW)
+    assert len(vision.lengths) == 1                         # images encoded once
+    with CallCounter(model) as calls:
+        mp.generate(model, ids, images, max_new_tokens=4, use_cache=False)
+    assert calls.lengths == [len(ids) + i for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def hf_model(model):
+    from hf_reference import hf_llava_model
+    return hf_llava_model(model)
+
+
+@pytest.mark.parametrize("n_images", [0, 1, 2])
+def test_greedy_equals_transformers_generate(hf_model, prompts, greedy, n_images):
+    from hf_reference import hf_pixel_inputs
+    ids, images = prompts[n_images]
+    inputs = {"input_ids": torch.tensor([ids])}
+    if images:
+        inputs["pixel_values"], inputs["image_sizes"] = hf_pixel_inputs(images)
+    with torch.inference_mode():  # always max_new_tokens: transformers' default length differs
+        out = hf_model.generate(**inputs, do_sample=False, max_new_tokens=NEW)
+    assert out[0, len(ids):].tolist() == greedy[n_images]
+
+
+# --- sampling ------------------------------------------------------------------------------------
+
+def test_sampling_is_reproducible_with_a_seed(model, prompts):
+    ids, images = prompts[1]
+    options = dict(max_new_tokens=6, temperature=1.0)
+    first = mp.generate(model, ids, images, seed=0, **options)
+    assert first == mp.generate(model, ids, images, seed=0, **options)
+    assert first != mp.generate(model, ids, images, seed=1, **options)   # negative control
+    nucleus = mp.generate(model, ids, images, seed=0, top_p=0.9, **options)
+    assert nucleus == mp.generate(model, ids, images, seed=0, top_p=0.9, use_cache=False,
+                                  **options)
+
+
+def test_tiny_top_p_is_greedy(model, prompts, greedy):
+    ids, images = prompts[1]
+    for seed in range(2):
+        assert mp.generate(model, ids, images, max_new_tokens=6, temperature=1.0, top_p=1e-9,
+                           seed=seed) == greedy[1][:6]
+
+
+TOY = torch.tensor([3.0, 2.4, 2.0, 1.5, 1.0, 0.6, 0.2, -0.3, -0.8, -1.5])
+
+
+def frequencies(temperature: float, top_p: float, draws: int = 6000) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    samples = [mp.sample_next(TOY, temperature, top_p, generator) for _ in range(draws)]
+    return torch.bincount(torch.tensor(samples), minlength=len(TOY)) / draws
+
+
+def test_temperature_sampling_follows_softmax():
+    for temperature in [0.7, 1.5]:
+        got = frequencies(temperature, 1.0)
+        assert (got - torch.softmax(TOY / temperature, 0)).abs().max() < 0.03   # σ ≤ 0.0065
+    # negative control: the same draws are far from the softmax at another temperature
+    assert (frequencies(0.7, 1.0) - torch.softmax(TOY / 1.5, 0)).abs().max() > 0.1
+
+
+def test_top_p_keeps_the_nucleus_like_transformers():
+    from transformers.generation.logits_process import TopPLogitsWarper
+    for top_p in [0.3, 0.8, 0.95]:
+        got = frequencies(1.0, top_p)
+        kept = torch.isfinite(TopPLogitsWarper(top_p)(None, TOY[None].clone())[0])
+        p = torch.softmax(TOY, 0)
+        before = p.cumsum(0) - p
+        assert torch.equal(kept, before < top_p)          # the token crossing top_p is kept
+        assert torch.equal(got > 0, kept), (top_p, got)
+        assert (got - torch.where(kept, p, 0.0) / p[kept].sum()).abs().max() < 0.03
+
+
+def test_greedy_is_argmax():
+    assert mp.sample_next(TOY) == 0
+    assert mp.sample_next(-TOY) == len(TOY) - 1
+
+
+# --- stopping ------------------------------------------------------------------------------------
+
+def test_eos_and_stop_ids_stop_before_the_token(model, prompts, greedy):
+    ids, images = prompts[1]
+    answer = greedy[1]
+    assert mp.generate(model, ids, images, NEW, eos_id=answer[0]) == []
+    k = next(i for i in range(3, NEW) if answer[i] not in answer[:i])
+    assert mp.generate(model, ids, images, NEW, eos_id=answer[k]) == answer[:k]
+    assert mp.generate(model, ids, images, NEW, stop_ids=[answer[k], 7]) == answer[:k]
+    assert mp.generate(model, ids, images, NEW, eos_id=None) == answer
+    assert mp.generate(model, ids, images, 0) == []
+
+
+def test_ids_as_list_or_tensor(model, prompts, greedy):
+    ids, images = prompts[1]
+    assert mp.generate(model, torch.tensor(ids), images, max_new_tokens=NEW) == greedy[1]
+    assert list(mp.generate_ids(model, ids, images, max_new_tokens=NEW)) == greedy[1]
+
+
+# --- the cache -----------------------------------------------------------------------------------
+
+def test_kv_cache_update_writes_the_next_slots():
+    cache = mp.KVCache(6, 2, 4)
+    address = cache.k.data_ptr()
+    k1, v1 = torch.randn(3, 2, 4), torch.randn(3, 2, 4)
+    k2, v2 = torch.randn(1, 2, 4), torch.randn(1, 2, 4)
+    cache.update(k1, v1)
+    keys, values = cache.update(k2, v2)
+    assert cache.length == 4 and keys.shape == (4, 2, 4)
+    assert torch.equal(keys, torch.cat([k1, k2])) and torch.equal(values, torch.cat([v1, v2]))
+    assert torch.equal(cache.k[4:], torch.zeros(2, 2, 4))
+    assert keys.data_ptr() == address and cache.k.data_ptr() == address   # views, no realloc
+    assert values.data_ptr() == cache.v.data_ptr()
+    with pytest.raises(ValueError, match="holds 6 tokens; 7 do not fit"):
+        cache.update(torch.zeros(3, 2, 4), torch.zeros(3, 2, 4))
+    assert cache.length == 4
+
+
+def test_model_cache_never_reallocates_and_matches_a_fresh_prefill(model, prompts, greedy):
+    ids, images = prompts[1]
+    cache = mp.new_cache(model, len(ids) + 3)
+    assert len(cache) == model.config.n_layers
+    assert cache[0].k.shape == (len(ids) + 3, model.config.n_kv_heads, model.config.head_dim)
+    addresses = [(c.k.data_ptr(), c.v.data_ptr()) for c in cache]
+    with torch.inference_mode():
+        model(torch.tensor(ids), images, 0, cache)
+        for token in greedy[1][:2]:
+            last = model(torch.tensor([token]), (), cache[0].length, cache)[-1]
+        assert [(c.k.data_ptr(), c.v.data_ptr()) for c in cache] == addresses
+        assert cache[0].length == len(ids) + 2
+        full = ids + greedy[1][:2]
+        fresh = mp.new_cache(model, len(full))
+        reference = model(torch.tensor(full), images, 0, fresh)[-1]
+        for ours, theirs in zip(cache, fresh):
+            assert torch.allclose(ours.k[:len(full)], theirs.k, atol=1e-5)
+            assert torch.allclose(ours.v[:len(full)], theirs.v, atol=1e-5)
+        assert torch.allclose(last, reference, atol=1e-4)
+        # negative control: the same token fed at a wrong position gives other logits
+        cache_wrong = mp.new_cache(model, len(full))
+        model(torch.tensor(full[:-1]), images, 0, cache_wrong)
+        wrong = model(torch.tensor(full[-1:]), (), 0, cache_wrong)[-1]
+        assert (wrong - reference).abs().max() > 1e-2
+
+
+# --- errors before any work ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("options, message", [
+    (dict(max_new_tokens=-1), "max_new_tokens must be an integer ≥ 0, got -1"),
+    (dict(max_new_tokens=2.5), "max_new_tokens must be an integer"),
+    (dict(temperature=-0.1), "temperature must be ≥ 0"),
+    (dict(temperature=float("nan")), "temperature must be ≥ 0"),
+    (dict(temperature=1.0, top_p=0.0), r"top_p must be in \(0, 1\], got 0.0"),
+    (dict(temperature=1.0, top_p=1.5), r"top_p must be in \(0, 1\], got 1.5"),
+])
+def test_bad_arguments_fail_before_any_model_call(model, tokenizer, prompts, options, message):
+    ids, images = prompts[1]
+    with CallCounter(model) as calls:
+        with pytest.raises(ValueError, match=message):
+            mp.generate(model, ids, images, **options)
+        with pytest.raises(ValueError, match=message):
+            next(mp.generate_ids(model, ids, images, **options))
+        with pytest.raises(ValueError, match=message):
+            next(mp.stream_text(model, tokenizer, ids, images, **options))
+    assert calls.lengths == []
+
+
+def test_prompt_that_does_not_fit_the_context(model, prompts):
+    ids, images = prompts[1]
+    short = Pixtral(tiny_config(max_seq_len=24)).eval()
+    short.load_state_dict(model.state_dict())
+    with CallCounter(short) as calls:
+        with pytest.raises(ValueError, match=r"prompt \(16 tokens\) plus max_new_tokens \(9\) is "
+                                             r"25 tokens, more than the context of 24"):
+            mp.generate(short, ids, images, max_new_tokens=9)
+        with pytest.raises(ValueError, match="the prompt is empty"):
+            mp.generate(short, [], max_new_tokens=1)
+    assert calls.lengths == []
+    assert len(mp.generate(short, ids, images, max_new_tokens=8)) == 8   # exactly full: fine
+
+
+# --- streaming -----------------------------------------------------------------------------------
+
+def test_stream_text_pieces_join_to_the_answer(model, tokenizer, prompts, greedy):
+    ids, images = prompts[1]
+    pieces = list(mp.stream_text(model, tokenizer, ids, images, max_new_tokens=NEW))
+    assert "".join(pieces) == tokenizer.decode(greedy[1])
+    assert len(pieces) == NEW
+
+
+class Parrot(torch.nn.Module):
+    """The model's interface, predicting the tokens of a script after the prompt, then EOS."""
+
+    def __init__(self, script: list[int], prompt_length: int, eos_id: int):
+        super().__init__()
+        self.script, self.prompt_length, self.eos_id = script, prompt_length, eos_id
+        self.config = PixtralConfig(n_layers=1, n_kv_heads=1, head_dim=2)
+        self.output = torch.nn.Linear(1, 1, bias=False)
+
+    def forward(self, ids, images=(), start=0, cache=None):
+        T = len(ids)
+        if cache is not None:
+            for layer in cache:
+                layer.update(torch.zeros(T, 1, 2), torch.zeros(T, 1, 2))
+        said = start + T - self.prompt_length
+        logits = torch.zeros(T, self.config.vocab_size)
+        logits[-1, self.script[said] if said < len(self.script) else self.eos_id] = 1.0
+        return logits
+
+
+def test_stream_text_holds_back_split_characters(tokenizer):
+    text = "naïve café 🦙 ok"
+    script = tokenizer.encode(text)
+    assert "\ufffd" in tokenizer.decode(script[:5])           # the emoji spans several tokens
+    parrot = Parrot(script, 3, tokenizer.eos_id)
+    pieces = list(mp.stream_text(parrot, tokenizer, [1, 3, 4], max_new_tokens=40))
+    assert "".join(pieces) == text
+    assert not any("\ufffd" in piece for piece in pieces)
+    assert len(pieces) < len(script)
+    assert mp.generate(parrot, [1, 3, 4], max_new_tokens=40, eos_id=tokenizer.eos_id) == script
