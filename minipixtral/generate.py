@@ -126,9 +126,10 @@ def generate(model: nn.Module, input_ids: Sequence[int] | torch.Tensor,
 def stream_text(model: nn.Module, tokenizer, input_ids: Sequence[int] | torch.Tensor,
                 images: Sequence[torch.Tensor] = (), **options) -> Iterator[str]:
     """Yield the answer as text pieces as soon as they decode. A piece is held back while
-    the text decoded so far ends in an incomplete UTF-8 character ('\\ufffd')."""
+    the text decoded so far ends in an incomplete UTF-8 character ('\\ufffd'); if generation
+    stops there, the last piece is what decode() gives, replacement character included."""
     options.setdefault("eos_id", tokenizer.eos_id)
-    new_ids, shown = [], ""
+    new_ids, shown, text = [], "", ""
     for token in generate_ids(model, input_ids, images, **options):
         new_ids.append(token)
         text = tokenizer.decode(new_ids)
@@ -136,3 +137,5 @@ def stream_text(model: nn.Module, tokenizer, input_ids: Sequence[int] | torch.Te
             continue
         yield text[len(shown):]
         shown = text
+    if text != shown:  # stopped inside a character: what there is, as decode() would give it
+        yield text[len(shown):]
