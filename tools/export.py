@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nbformat
 
-from sync import differences, write
+from sync import check, write
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "minipixtral"
@@ -122,15 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = render()
     if args.check:
-        stale, extra = differences(files, args.out, "*.py")
-        for n in stale:
-            print(f"{args.out.name}/{n} differs from what the notebooks export")
-        for n in extra:
-            print(f"{args.out.name}/{n} is exported by no notebook")
-        if stale or extra:
-            print("Run `python tools/export.py` (and move hand edits into the notebooks).")
-            return 1
-        return 0
+        return check(files, args.out, "*.py", f"{args.out.name}/{{name}} differs from what "
+                     "the notebooks export", f"{args.out.name}/{{name}} is exported by no notebook",
+                     "Run `python tools/export.py` (and move hand edits into the notebooks).")
     write(files, args.out, "*.py")
     print(f"exported {len(files)} files to {args.out}")
     return 0

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import nbformat
 
-from sync import differences, write
+from sync import check, write
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN = re.compile(r"^(\s*)### BEGIN SOLUTION(?::\s*(.*))?$")
@@ -117,15 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = render()
     if args.check:
-        stale, extra = differences(files, args.out, "*.ipynb")
-        for n in stale:
-            print(f"exercises/{n} is stale: solutions/{n} changed")
-        for n in extra:
-            print(f"exercises/{n} has no solutions/{n}")
-        if stale or extra:
-            print("Run `python tools/make_exercises.py`.")
-            return 1
-        return 0
+        return check(files, args.out, "*.ipynb", "exercises/{name} is stale: solutions/{name} "
+                     "changed", "exercises/{name} has no solutions/{name}",
+                     "Run `python tools/make_exercises.py`.")
     write(files, args.out, "*.ipynb")
     print(f"wrote {len(files)} exercise notebooks to {args.out}")
     return 0

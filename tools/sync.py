@@ -20,3 +20,18 @@ def write(files: dict[str, str], folder: Path, pattern: str) -> None:
         (folder / name).unlink()
     for name, text in files.items():
         (folder / name).write_text(text)
+
+
+def check(files: dict[str, str], folder: Path, pattern: str, stale_says: str,
+          extra_says: str, fix: str) -> int:
+    """Print what is out of date ("{name}" in the messages) and the command that fixes it;
+    return the exit status: 0 when folder is up to date, 1 otherwise."""
+    stale, extra = differences(files, folder, pattern)
+    for name in stale:
+        print(stale_says.format(name=name))
+    for name in extra:
+        print(extra_says.format(name=name))
+    if stale or extra:
+        print(fix)
+        return 1
+    return 0
