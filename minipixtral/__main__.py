@@ -15,30 +15,40 @@ REPO_ID = "mistralai/Pixtral-12B-2409"
 FILES = ["params.json", "consolidated.safetensors", "tekken.json"]
 
 
-def describe(args: argparse.Namespace) -> int:
-    import torch
+BUILT_IN_PROMPT = "How many shapes are there?"
 
+
+def describe(args: argparse.Namespace) -> int:
     from minipixtral.generate import stream_text
     from minipixtral.model import Pixtral
-    from minipixtral.tiny import default_checkpoint
-    from minipixtral.tokenizer import Tokenizer
+    from minipixtral.synthetic import QUESTIONS, demo_picture, shipped_checkpoint
+    from minipixtral.tokenizer import Tokenizer, shipped_tokenizer_file
 
-    folder = Path(args.model) if args.model else default_checkpoint()
-    image = args.image or matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    model = Pixtral.from_folder(folder, device=args.device)
-    tokenizer = Tokenizer.from_file(folder / "tekken.json")
-    ids, images = tokenizer.encode_chat(args.prompt, images=[image],
-                                        max_length=model.config.max_seq_len)
-    if not args.model:
-        print("(no --model: a small random-weight checkpoint, so expect gibberish)",
+    if args.model:  # a checkpoint in Mistral's layout, with its own tokenizer
+        folder = Path(args.model)
+        model = Pixtral.from_folder(folder, device=args.device)
+        tokenizer = Tokenizer.from_file(folder / "tekken.json")
+        image = args.image or matplotlib.cbook.get_sample_data("grace_hopper.jpg",
+                                                               asfileobj=False)
+        prompt = args.prompt or "Describe the image."
+    else:  # the tiny Pixtral trained in lesson 09, shipped inside the package
+        model = Pixtral.from_folder(shipped_checkpoint(), device=args.device)
+        tokenizer = Tokenizer.from_file(shipped_tokenizer_file())
+        image = args.image or demo_picture()
+        prompt = args.prompt or BUILT_IN_PROMPT
+        print("(no --model: the tiny Pixtral of lesson 09, trained on pictures of drawn shapes;"
+              " it knows these questions: " + " | ".join(QUESTIONS.values()) + ")",
               file=sys.stderr)
+    ids, images = tokenizer.encode_chat(prompt, images=[image],
+                                        max_length=model.config.max_seq_len)
     start, count = time.perf_counter(), 0
     for piece in stream_text(model, tokenizer, ids, images, max_new_tokens=args.max_new_tokens,
                              temperature=args.temperature, seed=args.seed):
         print(piece, end="", flush=True)
         count += 1
     seconds = time.perf_counter() - start
-    print(f"\n({len(ids)} prompt tokens, {count} new tokens in {seconds:.1f} s on "
+    print(f"\n({len(ids)} prompt tokens, {count} new token{'s' * (count != 1)} in "
+          f"{seconds:.1f} s on "
           f"{model.output.weight.device})", file=sys.stderr)
     return 0
 
@@ -67,9 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minipixtral")
     commands = parser.add_subparsers(dest="command", required=True)
     d = commands.add_parser("describe", help="answer a prompt about an image, streaming")
-    d.add_argument("image", nargs="?", help="image file (default: a sample photo)")
-    d.add_argument("--model", help="checkpoint folder (default: a small built-in one)")
-    d.add_argument("--prompt", default="Describe the image.")
+    d.add_argument("image", nargs="?",
+                   help="image file (default: a sample photo, or with no --model a drawn picture)")
+    d.add_argument("--model", help="checkpoint folder (default: the tiny Pixtral of lesson 09)")
+    d.add_argument("--prompt", help=f"default: 'Describe the image.', with no --model "
+                                     f"'{BUILT_IN_PROMPT}'")
     d.add_argument("--max-new-tokens", type=int, default=64)
     d.add_argument("--temperature", type=float, default=0.0)
     d.add_argument("--seed", type=int, default=0)

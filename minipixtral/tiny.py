@@ -4,7 +4,6 @@
 """A small Pixtral-shaped checkpoint, written in the real on-disk format."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -14,7 +13,7 @@ from minipixtral.tokenizer import shipped_tokenizer_file
 from minipixtral.vision import VisionConfig
 from minipixtral.weights import save_folder
 
-__all__ = ["tiny_config", "write_tiny_checkpoint", "default_checkpoint"]
+__all__ = ["tiny_config", "write_tiny_checkpoint"]
 
 
 def tiny_config() -> PixtralConfig:
@@ -36,13 +35,3 @@ def write_tiny_checkpoint(folder: str | Path, config: PixtralConfig | None = Non
             if not name.endswith("norm.weight") and "ln_pre" not in name:
                 parameter.normal_(0.0, 0.02, generator=generator)
     return save_folder(model, folder, shipped_tokenizer_file(), dtype)
-
-
-def default_checkpoint() -> Path:
-    """The checkpoint used when no --model is given: written once to
-    $MINIPIXTRAL_HOME/tiny (default ~/.cache/minipixtral/tiny)."""
-    home = Path(os.environ.get("MINIPIXTRAL_HOME", Path.home() / ".cache" / "minipixtral"))
-    folder = home / "tiny"
-    if not (folder / "consolidated.safetensors").is_file():
-        write_tiny_checkpoint(folder)
-    return folder

@@ -288,18 +288,12 @@ def test_interrupted_save_keeps_the_old_file(folders, tmp_path, monkeypatch):
     assert (out / "consolidated.safetensors").read_bytes() == before
 
 
-def test_tiny_checkpoint_and_default(tmp_path, monkeypatch):
+def test_tiny_checkpoint(tmp_path):
     folder = mp.write_tiny_checkpoint(tmp_path / "a")
     again = mp.write_tiny_checkpoint(tmp_path / "b")
     assert (folder / "consolidated.safetensors").read_bytes() == \
         (again / "consolidated.safetensors").read_bytes()           # seeded
     assert load_folder(folder).config == mp.tiny_config()
-    monkeypatch.setenv("MINIPIXTRAL_HOME", str(tmp_path / "home"))
-    default = mp.default_checkpoint()
-    assert default == tmp_path / "home" / "tiny"
-    stamp = (default / "consolidated.safetensors").stat().st_mtime_ns
-    assert mp.default_checkpoint() == default
-    assert (default / "consolidated.safetensors").stat().st_mtime_ns == stamp   # not rewritten
 
 
 # --- bad inputs: each names the problem -----------------------------------------------------

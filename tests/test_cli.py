@@ -1,7 +1,7 @@
 """The command line, `python -m minipixtral describe | download`.
 
-`describe` runs as a real subprocess (the default tiny checkpoint written under
-$MINIPIXTRAL_HOME, the default photo; then --model and an image path), and user errors must end
+`describe` runs as a real subprocess (the defaults: the trained tiny Pixtral shipped in the
+package and its demo picture; then --model and an image path), and user errors must end
 with exit code 2 and one `error: ...` line, never a traceback (checked in-process, where an
 uncaught exception would fail the test). `download` never touches the
 network here: huggingface_hub's download function is replaced by one that fails.
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 import minipixtral as mp
 from minipixtral.__main__ import main
@@ -24,8 +24,8 @@ from minipixtral.__main__ import main
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(*args, home: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, MINIPIXTRAL_HOME=str(home), TQDM_DISABLE="1")
+def run(*args) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TQDM_DISABLE="1")
     return subprocess.run([sys.executable, "-m", "minipixtral", *map(str, args)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=120)
 
@@ -38,22 +38,41 @@ def photo(tmp_path_factory) -> Path:
     return path
 
 
-def test_describe_with_the_defaults(tmp_path):
-    result = run("describe", "--max-new-tokens", 3, "--device", "cpu", home=tmp_path)
+def test_describe_with_the_defaults():
+    """No --model: the trained tiny Pixtral of lesson 09 answers about its demo picture (a red
+    circle on the left, a blue triangle on the right), offline."""
+    result = run("describe", "--device", "cpu")
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "tiny" / "consolidated.safetensors").is_file()   # written once, here
-    assert "gibberish" in result.stderr
-    assert "new tokens in" in result.stderr and "Traceback" not in result.stderr
-    # the default photo is matplotlib's Grace Hopper, 512×600: 38 rows of 32 patches
-    assert "(1262 prompt tokens, 3 new tokens" in result.stderr
+    assert "the tiny Pixtral of lesson 09" in result.stderr
+    assert "How many shapes are there?" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout.strip() == "two"
+    # the demo picture is 64×32: 2 rows of 4 [IMG], each row closed by [IMG_BREAK] / [IMG_END]
+    ids, _ = mp.Tokenizer.from_file(mp.shipped_tokenizer_file()).encode_chat(
+        "How many shapes are there?", images=[mp.demo_picture()])
+    assert f"({len(ids)} prompt tokens, 1 new token in" in result.stderr   # "two", then </s>
+    result = run("describe", "--device", "cpu", "--prompt",
+                 "What colour is the shape on the left?")
+    assert result.returncode == 0 and result.stdout.strip() == "red", result.stderr
+
+
+def test_describe_a_picture_of_ours_with_the_built_in_model(tmp_path):
+    path = tmp_path / "three.png"
+    picture = Image.new("RGB", (64, 48), "white")
+    pen = ImageDraw.Draw(picture)
+    for box, colour in [((2, 2, 13, 13), "green"), ((34, 18, 45, 29), "yellow"),
+                        ((50, 34, 61, 45), "blue")]:
+        mp.draw_shape(pen, "square", box, mp.COLOURS[colour])
+    picture.save(path)
+    result = run("describe", path, "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "three"
 
 
 def test_describe_with_model_and_image(tmp_path, photo):
     folder = mp.write_tiny_checkpoint(tmp_path / "model")
     result = run("describe", photo, "--model", folder, "--prompt", "What is this?",
-                 "--max-new-tokens", 5, "--device", "cpu", home=tmp_path / "home")
+                 "--max-new-tokens", 5, "--device", "cpu")
     assert result.returncode == 0, result.stderr
-    assert not (tmp_path / "home").exists()          # no default checkpoint needed
     tokenizer = mp.Tokenizer.from_file(folder / "tekken.json")
     ids, images = tokenizer.encode_chat("What is this?", images=[photo])
     model = mp.Pixtral.from_folder(folder, device="cpu")

@@ -32,7 +32,7 @@ HELD_OUT_SEED = 1234
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--steps", type=int, default=8000)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = mp.save_folder(model, args.out, mp.shipped_tokenizer_file(), dtype=torch.bfloat16)
     (folder / "tekken.json").unlink()  # the package uses mistral_common's copy
+    for path in folder.iterdir():
+        path.chmod(0o644)  # readable by everyone once installed
     loaded = mp.Pixtral.from_folder(folder, device="cpu")
     samples = mp.make_samples(args.held_out, HELD_OUT_SEED)
     accuracy, answers = mp.exact_match(loaded, tokenizer, samples)
