@@ -23,6 +23,8 @@ turn in each round, so that a change of load on the machine affects them alike.
     python benchmarks/generation.py                 # CPU, float32: about 5 minutes on 2 cores
     python benchmarks/generation.py --device cuda   # on a GPU (float32 too)
     python benchmarks/generation.py --new-tokens 32 --repeats 1   # a quick look
+
+benchmarks/run.py uses these measurements (and loading.py's) for its one table.
 """
 from __future__ import annotations
 
@@ -50,15 +52,36 @@ CONFIG = mp.PixtralConfig(dim=512, n_layers=8, head_dim=64, hidden_dim=1536, n_h
                               num_attention_heads=4))
 
 
-def build_model(device: torch.device, seed: int = 0) -> mp.Pixtral:
-    """Random weights, normal(0, 0.02) (norm gains at 1), float32."""
-    model = mp.Pixtral(CONFIG).eval()
+def build_model(device: torch.device, seed: int = 0, config: mp.PixtralConfig = CONFIG,
+                dtype: torch.dtype = torch.float32) -> mp.Pixtral:
+    """Random weights, normal(0, 0.02) (norm gains at 1), drawn in float32, then cast to dtype."""
+    model = mp.Pixtral(config).eval()
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if not name.endswith("norm.weight") and "ln_pre" not in name:
                 parameter.normal_(0.0, 0.02, generator=generator)
-    return model.to(device)
+    return model.to(device, dtype)
+
+
+def transformers_twin(model: mp.Pixtral, attention: str = "sdpa"):
+    """transformers' LlavaForConditionalGeneration with model's weights, on its device and in
+    its dtype, with the given attention implementation."""
+    from hf_reference import hf_llava_model
+    weight = model.output.weight
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hf_model = hf_llava_model(model.cpu()).to(weight.device, weight.dtype)
+        model.to(weight.device)
+        hf_model.set_attn_implementation(attention)
+    return hf_model
+
+
+def long_prompt(tokenizer: mp.Tokenizer, n_tokens: int) -> list[int]:
+    """A text-only chat prompt of n_tokens ids (for the with/without cache comparison)."""
+    words = tokenizer.encode(" the cat sat on the mat and looked at the picture"
+                             * (n_tokens // 10 + 1))
+    return [tokenizer.bos_id, tokenizer.inst_id] + words[:n_tokens - 3] + [tokenizer.inst_end_id]
 
 
 def test_image():
@@ -112,7 +135,8 @@ def time_transformers(hf_model, ids, images, new_tokens, device):
     inputs = {"input_ids": torch.tensor([ids], device=device)}
     if images:
         pixels, sizes = hf_pixel_inputs(images)
-        inputs["pixel_values"], inputs["image_sizes"] = pixels.to(device), sizes.to(device)
+        inputs["pixel_values"] = pixels.to(device, hf_model.dtype)
+        inputs["image_sizes"] = sizes.to(device)
     clock = Clock()
     synchronize(device)
     start = time.perf_counter()
@@ -143,7 +167,8 @@ def weights_floor(model, device, repeats: int = 20) -> float:
     output head) and nothing else: a lower bound for a decode step of any implementation."""
     linears = [m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)
                and not name.startswith(("vision_encoder", "vision_language_adapter"))]
-    inputs = [torch.randn(1, m.in_features, device=device) for m in linears]
+    inputs = [torch.randn(1, m.in_features, device=device, dtype=m.weight.dtype)
+              for m in linears]
     times = []
     with torch.inference_mode():
         for _ in range(repeats + 2):
@@ -154,6 +179,16 @@ def weights_floor(model, device, repeats: int = 20) -> float:
             synchronize(device)
             times.append(time.perf_counter() - start)
     return min(times[2:])                      # a bound: the least disturbed run
+
+
+def cache_comparison(model, ids, new_tokens, repeats, device) -> dict:
+    """{True: with the cache, False: without} → (first-token s, decode s, tokens), medians
+    of interleaved runs of minipixtral's generation of new_tokens tokens after ids."""
+    def runs(n):
+        return {use_cache: (lambda use_cache=use_cache: time_ours(
+            model, ids, [], n, use_cache, device)) for use_cache in [True, False]}
+    with torch.inference_mode():
+        return interleaved_medians(runs(new_tokens), repeats, runs(2))
 
 
 def agreement(a: list[int], b: list[int]) -> str:
@@ -199,12 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     names = {"ours": "minipixtral"}
     if not args.skip_transformers:
         import transformers
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from hf_reference import hf_llava_model
-            hf_model = hf_llava_model(model.cpu()).to(device)
-            model.to(device)
-            hf_model.set_attn_implementation(args.hf_attention)
+        hf_model = transformers_twin(model, args.hf_attention)
         runs["hf"] = lambda: time_transformers(hf_model, ids, images, args.new_tokens, device)
         warm_ups["hf"] = lambda: time_transformers(hf_model, ids, images, 4, device)
         names["hf"] = f"transformers {transformers.__version__} ({args.hf_attention})"
@@ -226,17 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         del hf_model
 
     if not args.skip_no_cache:
-        words = tokenizer.encode(" the cat sat on the mat and looked at the picture" * 200)
-        long_ids = ([tokenizer.bos_id, tokenizer.inst_id] + words[:args.context - 3]
-                    + [tokenizer.inst_end_id])
+        long_ids = long_prompt(tokenizer, args.context)
         n = args.context_new_tokens
-        with torch.inference_mode():
-            results = interleaved_medians(
-                {use_cache: (lambda use_cache=use_cache: time_ours(
-                    model, long_ids, [], n, use_cache, device)) for use_cache in [True, False]},
-                args.repeats,
-                {use_cache: (lambda use_cache=use_cache: time_ours(
-                    model, long_ids, [], 2, use_cache, device)) for use_cache in [True, False]})
+        results = cache_comparison(model, long_ids, n, args.repeats, device)
         print(f"context {len(long_ids)} tokens (text), {n} new tokens")
         print(f"{'':20s} {'total tok/s':>12s} {'decode tok/s':>13s}")
         for use_cache, (first, decode, _) in results.items():

@@ -17,7 +17,8 @@ the imports alone used), divided by the size of the file:
     python benchmarks/loading.py --keep DIR # write the checkpoints to DIR and keep them
 
 The times are with the file in the operating system's page cache (it has just been written);
-from a cold disk, loading takes as long as reading the file.
+from a cold disk, loading takes as long as reading the file. benchmarks/run.py uses `measure`
+(also for transformers' from_pretrained) for the load rows of its table.
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ from safetensors.torch import save_file
 
 import minipixtral as mp
 from minipixtral.weights import params_dict
+
+TESTS = Path(__file__).resolve().parent.parent / "tests"   # hf_reference, for transformers
 
 # Pixtral's structure, widths chosen for ~380 M parameters: 1.5 GB in float32.
 CONFIG = mp.PixtralConfig(dim=1024, n_layers=8, head_dim=128, hidden_dim=4096, n_heads=8,
@@ -60,10 +63,21 @@ CHILD = textwrap.dedent("""
         scale = 1 if sys.platform == "darwin" else 1024   # ru_maxrss: bytes on macOS
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
-    folder, how = sys.argv[1], sys.argv[2]
+    folder, how, device, tests = sys.argv[1:5]
+
+    def sync():
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
     tokenizer = mp.Tokenizer.from_file(mp.shipped_tokenizer_file())
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 96, 3), np.uint8))
     ids, images = tokenizer.encode_chat("Describe the image.", images=[image])
+    if how == "transformers":             # imported before the baseline, like minipixtral
+        sys.path.insert(0, tests)
+        from hf_reference import hf_pixel_inputs
+        from transformers import LlavaForConditionalGeneration
+    import torch._dynamo  # torch imports it lazily the first time a model is built on the meta
+    #                       device (~1.5 s); transformers' import includes it: an import for both
     torch.zeros(1) @ torch.zeros(1)       # warm up torch's allocator before the baseline
     baseline = peak_bytes()
     start = time.perf_counter()
@@ -71,14 +85,25 @@ CHILD = textwrap.dedent("""
         model = mp.Pixtral(mp.weights.read_params(os.path.join(folder, "params.json")))
         model.load_state_dict(load_file(os.path.join(folder, "consolidated.safetensors")))
         model.eval()
+    elif how == "transformers":           # a folder written by save_pretrained
+        model = LlavaForConditionalGeneration.from_pretrained(folder, dtype="auto")
+        model = model.to(device).eval()   # device_map would need accelerate
     else:
         dtype = {"keep": None, "float32": torch.float32, "bfloat16": torch.bfloat16}[how]
-        model = mp.Pixtral.from_folder(folder, device="cpu", dtype=dtype)
+        model = mp.Pixtral.from_folder(folder, device=device, dtype=dtype)
+    sync()
     loaded = time.perf_counter() - start
     start = time.perf_counter()
     with torch.inference_mode():
-        logits = model(torch.tensor(ids), images)
+        if how == "transformers":
+            pixels, sizes = hf_pixel_inputs(images)
+            logits = model(input_ids=torch.tensor([ids], device=device),
+                           pixel_values=pixels.to(device, model.dtype),
+                           image_sizes=sizes.to(device)).logits
+        else:
+            logits = model(torch.tensor(ids), images)
     assert torch.isfinite(logits).all()
+    sync()
     forward = time.perf_counter() - start
     after_forward = peak_bytes()
     with torch.inference_mode():           # read every byte of every weight once
@@ -86,7 +111,7 @@ CHILD = textwrap.dedent("""
     assert total == total
     print(json.dumps(dict(load_s=loaded, forward_s=forward, baseline=baseline,
                           after_forward=after_forward, peak=peak_bytes(),
-                          dtype=str(model.output.weight.dtype), tokens=len(ids))))
+                          dtype=str(next(model.parameters()).dtype), tokens=len(ids))))
 """)
 
 
@@ -108,8 +133,13 @@ def write_checkpoint(folder: Path, dtype: torch.dtype, seed: int = 0) -> Path:
     return folder
 
 
-def measure(folder: Path, how: str) -> dict:
-    result = subprocess.run([sys.executable, "-c", CHILD, str(folder), how],
+def measure(folder: Path, how: str, device: str = "cpu") -> dict:
+    """Load the checkpoint in `folder` in a fresh process, run one forward pass, read every
+    weight. how: keep / float32 / bfloat16 (from_folder with that dtype), naive
+    (load_state_dict), transformers (a save_pretrained folder, with from_pretrained).
+    Returns load_s, forward_s, dtype, tokens and the process's resident high-water marks in
+    bytes: baseline (after the imports), after_forward, peak (after reading every weight)."""
+    result = subprocess.run([sys.executable, "-c", CHILD, str(folder), how, device, str(TESTS)],
                             capture_output=True, text=True, check=False)
     if result.returncode:
         raise SystemExit(f"the loading process failed:\n{result.stderr}")

@@ -72,11 +72,11 @@ class Attention(nn.Module):
         v = self.wv(x).view(T, self.n_kv_heads, self.head_dim)
         if cache is not None:
             k, v = cache.update(k, v)                                   # [S, H_kv, D]
-        group = self.n_heads // self.n_kv_heads
-        k = k.repeat_interleave(group, dim=1)                           # [S, H, D]
-        v = v.repeat_interleave(group, dim=1)
+        # heads first, in a batch of one: [1, H, T, D]. enable_gqa: query head h reads
+        # key/value head h // (n_heads / n_kv_heads), without copying the key/value heads.
         out = F.scaled_dot_product_attention(                           # softmax(q·kᵀ/√D)·v
-            q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), attn_mask=mask)
+            q.transpose(0, 1)[None], k.transpose(0, 1)[None], v.transpose(0, 1)[None],
+            attn_mask=mask, enable_gqa=self.n_kv_heads != self.n_heads)[0]
         return self.wo(out.transpose(0, 1).reshape(T, self.n_heads * self.head_dim))
 
 

@@ -10,6 +10,7 @@ tests skip when either is missing, and fail under CI=true.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -138,3 +139,13 @@ def test_lesson_runs_in_jupyterlab(lab, browser, lesson):
             page.screenshot(path=str(SCREENSHOT / f"{lesson.stem}.png"))
     finally:
         page.close()
+        _shut_down_kernels(base, token)
+
+
+def _shut_down_kernels(base: str, token: str) -> None:
+    """Stop the lesson's kernel: each would hold its models in memory until the server stops."""
+    with urllib.request.urlopen(f"{base}/api/kernels?token={token}") as response:
+        kernels = json.load(response)
+    for kernel in kernels:
+        urllib.request.urlopen(urllib.request.Request(
+            f"{base}/api/kernels/{kernel['id']}?token={token}", method="DELETE"))

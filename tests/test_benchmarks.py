@@ -1,0 +1,112 @@
+"""benchmarks/run.py --quick: one real run (a tiny model, one thread, a subprocess) whose table
+must have every row with finite positive numbers, ratios that match the numbers, and greedy
+tokens that agree between minipixtral and transformers and with / without the cache."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+# (start of the row's label, whether transformers has a number, lower is better)
+ROWS = [("load time (s)", True, True),
+        ("load peak RSS / checkpoint size", True, True),
+        ("vision encoder (patches/s)", True, False),
+        ("prefill, ", True, False),
+        ("decode, 8 new tokens (tokens/s)", True, False),
+        ("decode bound: ", False, False),
+        ("generation with cache, 64-token prompt, 4 new (tokens/s)", False, False),
+        ("generation without cache, same (tokens/s)", False, False),
+        ("cache speed-up (×)", False, False)]
+
+
+def run(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TQDM_DISABLE="1")
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "quick.json"
+    result = run("--quick", "--threads", "1", "--device", "cpu", "--json", str(path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout, json.loads(path.read_text())
+
+
+def number(cell: str) -> float | None:
+    cell = cell.strip().rstrip("×").replace(",", "")
+    return float(cell) if cell else None
+
+
+def table_rows(stdout: str) -> dict[str, list[float | None]]:
+    lines = [line for line in stdout.splitlines() if line.startswith("| ")]
+    assert lines[0] == "| measurement | minipixtral | transformers | minipixtral / transformers |"
+    return {cells[0].strip(): [number(c) for c in cells[1:]]
+            for cells in (line.strip("|").split("|") for line in lines[1:])}
+
+
+def test_every_row_has_finite_positive_numbers(quick):
+    stdout, data = quick
+    rows = table_rows(stdout)
+    assert len(rows) == len(ROWS), list(rows)
+    for (start, both, lower_is_better), (label, (ours, theirs, ratio)) in zip(ROWS, rows.items()):
+        assert label.startswith(start), (label, start)
+        assert ours is not None and math.isfinite(ours) and ours > 0, label
+        if not both:
+            assert theirs is None and ratio is None, label
+            continue
+        assert theirs is not None and math.isfinite(theirs) and theirs > 0, label
+    assert [r["name"] for r in data["rows"]] == list(rows)
+    for (start, both, lower_is_better), r, (ours, theirs, ratio) in zip(ROWS, data["rows"],
+                                                                         rows.values()):
+        assert r["minipixtral"] == pytest.approx(ours, rel=0.01, abs=1e-3)
+        if both:  # the ratio from the unrounded numbers (the table shows 3 significant digits)
+            a, b = r["minipixtral"], r["transformers"]
+            assert r["ratio"] == pytest.approx(b / a if lower_is_better else a / b, rel=1e-6)
+            assert f"{r['ratio']:.2f}" == f"{ratio:.2f}"
+
+
+def test_cache_is_faster_and_counts_are_right(quick):
+    stdout, data = quick
+    rows = {r["name"]: r["minipixtral"] for r in data["rows"]}
+    with_cache = rows["generation with cache, 64-token prompt, 4 new (tokens/s)"]
+    without = rows["generation without cache, same (tokens/s)"]
+    assert rows["cache speed-up (×)"] == pytest.approx(with_cache / without, rel=1e-6)
+    prompt = re.search(r"prefill, (\d+)-token prompt with an image", stdout)
+    assert prompt and int(prompt.group(1)) > 16            # the image's tokens are counted
+
+
+def test_tokens_agree(quick):
+    stdout, data = quick
+    assert "greedy tokens, minipixtral vs transformers: identical (8 tokens)" in stdout
+    assert "tokens with vs without the cache: identical (4 tokens)" in stdout
+    assert data["checks"]["greedy_tokens"] == "identical (8 tokens)"
+    assert data["checks"]["cache_tokens"] == "identical (4 tokens)"
+    assert data["checks"]["vision_relative_difference"] < 1e-4
+
+
+def test_header_names_the_machine(quick):
+    stdout, data = quick
+    header = stdout.splitlines()[0]
+    info = data["machine"]
+    assert header.startswith("**Machine:** ")
+    for value in (info["cpu"], f"{info['cores']} cores", "1 torch threads", "GiB RAM",
+                  f"torch {torch.__version__}", "transformers ", "device cpu", "float32",
+                  "load average"):
+        assert value in header, value
+    assert info["threads"] == 1 and info["device"] == "cpu" and info["dtype"] == "float32"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_missing_cuda_is_a_clear_error():
+    result = run("--quick", "--device", "cuda", timeout=120)
+    assert result.returncode == 2
+    assert "CUDA is not available" in result.stderr and "Traceback" not in result.stderr
