@@ -124,18 +124,18 @@ def time_vision(encode, images, device):
 def compiled_decode(model: mp.Pixtral):
     """Within the block, minipixtral's decode step runs through torch.compile.
 
-    generate_ids calls model(ids, images, start, cache); Pixtral.forward checks the ids, embeds
-    them and calls self.forward_embeddings(h, start, cache). That last call is compiled for
+    generate_ids calls model(ids, images, start, cache, last_only); Pixtral.forward checks the
+    ids, embeds them and calls self.forward_embeddings(h, start, cache, last_only). That last call is compiled for
     one token with a cache (the decode step); the prefill stays eager. The ids check, which
     reads values (a graph break), stays outside. Dynamic shapes: the cache grows each step.
     """
     eager = model.forward_embeddings
     compiled = torch.compile(eager, dynamic=True)
 
-    def forward_embeddings(h, start=0, cache=None):
+    def forward_embeddings(h, start=0, cache=None, last_only=False):
         if cache is not None and h.shape[0] == 1:
-            return compiled(h, start, cache)
-        return eager(h, start, cache)
+            return compiled(h, start, cache, last_only)
+        return eager(h, start, cache, last_only)
 
     model.forward_embeddings = forward_embeddings
     try:

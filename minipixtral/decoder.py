@@ -53,10 +53,12 @@ class Decoder(nn.Module):
         self.output = nn.Linear(config.dim, config.vocab_size, bias=False)  # untied
 
     def forward_embeddings(self, h: torch.Tensor, start: int = 0,
-                           cache: list[KVStore] | None = None) -> torch.Tensor:
+                           cache: list[KVStore] | None = None,
+                           last_only: bool = False) -> torch.Tensor:
         """h: [T, dim] embeddings of the tokens at positions start … start+T−1 → logits
-        [T, vocab]. With a cache (one per layer) holding the first `start` tokens, attention
-        also reads them; without one, start must be 0."""
+        [T, vocab] ([1, vocab], the last token's, with last_only). With a cache (one per
+        layer) holding the first `start` tokens, attention also reads them; without one,
+        start must be 0."""
         T = h.shape[0]
         if cache is None and start:
             raise ValueError("start > 0 needs the cache of the earlier tokens")
@@ -68,9 +70,11 @@ class Decoder(nn.Module):
         mask = causal_mask(T, start + T, h.device) if T > 1 else None
         for i, layer in enumerate(self.layers):
             h = layer(h, angles, mask, cache[i] if cache is not None else None)
+        if last_only:
+            h = h[-1:]
         return self.output(self.norm(h)).float()
 
     def forward(self, input_ids: torch.Tensor, start: int = 0,
-                cache: list[KVStore] | None = None) -> torch.Tensor:
-        """input_ids: [T] → logits [T, vocab] (float32)."""
-        return self.forward_embeddings(self.tok_embeddings(input_ids), start, cache)
+                cache: list[KVStore] | None = None, last_only: bool = False) -> torch.Tensor:
+        """input_ids: [T] → logits [T, vocab] (float32; [1, vocab] with last_only)."""
+        return self.forward_embeddings(self.tok_embeddings(input_ids), start, cache, last_only)

@@ -56,10 +56,12 @@ class Pixtral(Decoder):
         return merge_image_features(h, input_ids, features, self.image_ids)
 
     def forward(self, input_ids: torch.Tensor, images: Sequence[torch.Tensor] = (),
-                start: int = 0, cache: list[KVStore] | None = None) -> torch.Tensor:
+                start: int = 0, cache: list[KVStore] | None = None,
+                last_only: bool = False) -> torch.Tensor:
         """input_ids: LongTensor [T] of one sequence; images in the order of their [IMG]
-        blocks → logits [T, vocab] (float32). With a cache, the ids continue at position
-        start (decoding); the images belong to the prefill."""
+        blocks → logits [T, vocab] (float32; [1, vocab], the last token's, with last_only).
+        With a cache, the ids continue at position start (decoding); the images belong to
+        the prefill."""
         input_ids = torch.as_tensor(input_ids)
         if input_ids.ndim != 1 or input_ids.dtype != torch.long:
             raise ValueError(f"input_ids must be a 1-D LongTensor (one sequence), got "
@@ -70,7 +72,7 @@ class Pixtral(Decoder):
                              f"{int(input_ids.min())} … {int(input_ids.max())}")
         input_ids = input_ids.to(self.output.weight.device)
         h = self.embed(input_ids, images) if start == 0 or images else self.tok_embeddings(input_ids)
-        return self.forward_embeddings(h, start, cache)
+        return self.forward_embeddings(h, start, cache, last_only)
 
     @classmethod
     def from_folder(cls, folder, device: str | torch.device | None = None,

@@ -116,6 +116,11 @@ def test_pixtral_matches_hf_llava(pixtral, llava, tokenizer, n_images):
     assert ours.shape == ref.shape == (len(ids), 131072)
     assert relative_error(ours, ref) <= 1e-5
     assert torch.equal(ours.argmax(-1), ref.argmax(-1))
+    with torch.no_grad():  # last_only: the last row only, the same numbers
+        last = pixtral(ids, pixels, last_only=True)
+    assert last.shape == (1, 131072)
+    assert (last[0] - ours[-1]).abs().max() <= 1e-5 * ours[-1].abs().max()
+    assert relative_error(last[0], ref[-1]) <= 1e-5
 
 
 # --- GQA ----------------------------------------------------------------------------------

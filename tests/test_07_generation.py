@@ -282,7 +282,7 @@ class Parrot(torch.nn.Module):
         self.config = PixtralConfig(n_layers=1, n_kv_heads=1, head_dim=2)
         self.output = torch.nn.Linear(1, 1, bias=False)
 
-    def forward(self, ids, images=(), start=0, cache=None):
+    def forward(self, ids, images=(), start=0, cache=None, last_only=False):
         T = len(ids)
         if cache is not None:
             for layer in cache:
@@ -290,7 +290,7 @@ class Parrot(torch.nn.Module):
         said = start + T - self.prompt_length
         logits = torch.zeros(T, self.config.vocab_size)
         logits[-1, self.script[said] if said < len(self.script) else self.eos_id] = 1.0
-        return logits
+        return logits[-1:] if last_only else logits
 
 
 def test_stream_text_holds_back_split_characters(tokenizer):
@@ -305,29 +305,10 @@ def test_stream_text_holds_back_split_characters(tokenizer):
     assert mp.generate(parrot, [1, 3, 4], max_new_tokens=40, eos_id=tokenizer.eos_id) == script
 
 
-class _Parrot(torch.nn.Module):
-    """Says `script` after its prompt, then </s>: a model whose answer we choose."""
-
-    def __init__(self, script, prompt_length, eos_id):
-        super().__init__()
-        self.script, self.prompt_length, self.eos_id = script, prompt_length, eos_id
-        self.config = mp.PixtralConfig(n_layers=1, n_kv_heads=1, head_dim=2)
-        self.output = torch.nn.Linear(1, 1, bias=False)
-
-    def forward(self, ids, images=(), start=0, cache=None):
-        if cache is not None:
-            for layer in cache:
-                layer.update(torch.zeros(len(ids), 1, 2), torch.zeros(len(ids), 1, 2))
-        said = start + len(ids) - self.prompt_length
-        logits = torch.zeros(len(ids), self.config.vocab_size)
-        logits[-1, self.script[said] if said < len(self.script) else self.eos_id] = 1.0
-        return logits
-
-
 def test_stream_text_holds_back_partial_characters_and_flushes_the_tail():
     tokenizer = mp.Tokenizer.from_file(mp.shipped_tokenizer_file())
     script = tokenizer.encode("naïve café 🦙")          # the llama spans several byte tokens
-    parrot = _Parrot(script, 3, tokenizer.eos_id)
+    parrot = Parrot(script, 3, tokenizer.eos_id)
     pieces = list(mp.stream_text(parrot, tokenizer, [1, 3, 4], max_new_tokens=len(script)))
     assert "".join(pieces) == "naïve café 🦙" and not any("\ufffd" in p for p in pieces)
     cut = list(mp.stream_text(parrot, tokenizer, [1, 3, 4], max_new_tokens=len(script) - 1))
