@@ -118,7 +118,12 @@ def test_lesson_runs_in_jupyterlab(lab, browser, lesson):
             time.sleep(2)
             page.keyboard.press("Control+s")
             time.sleep(0.5)
-            nb = nbformat.read(saved, as_version=4)
+            try:
+                nb = nbformat.read(saved, as_version=4)
+            except nbformat.reader.NotJSONError:  # read while JupyterLab was writing it
+                if time.time() > deadline:
+                    raise
+                continue
             code = [c for c in nb.cells if c.cell_type == "code"]
             if all(c.execution_count is not None for c in code):
                 break
