@@ -44,16 +44,20 @@ class Pixtral(Decoder):
         c = self.config
         return ImageTokenIds(c.image_token_id, c.image_break_token_id, c.image_end_token_id)
 
+    def image_features(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Images [3, H, W] → one [rows·cols, dim] tensor per image: the vision encoder's
+        patch features (one call for all images), adapted to the decoder's width."""
+        if not images:
+            return []
+        patches = self.vision_language_adapter(self.vision_encoder(list(images)))
+        sizes = [self.vision_encoder.patch_grid(image) for image in images]
+        return list(patches.split([rows * cols for rows, cols in sizes]))
+
     def embed(self, input_ids: torch.Tensor, images: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         """[T] ids (+ images) → [T, dim]: token embeddings, with the adapted patch features
         of image k at the [IMG] positions of its block."""
-        h = self.tok_embeddings(input_ids)
-        features = []
-        if images:
-            patches = self.vision_language_adapter(self.vision_encoder(list(images)))
-            sizes = [self.vision_encoder.patch_grid(image) for image in images]
-            features = list(patches.split([rows * cols for rows, cols in sizes]))
-        return merge_image_features(h, input_ids, features, self.image_ids)
+        return merge_image_features(self.tok_embeddings(input_ids), input_ids,
+                                    self.image_features(images), self.image_ids)
 
     def forward(self, input_ids: torch.Tensor, images: Sequence[torch.Tensor] = (),
                 start: int = 0, cache: list[KVStore] | None = None,

@@ -137,9 +137,7 @@ class TrainableRows(nn.Module):
 def packed_loss(model: Pixtral, rows: TrainableRows, packed: Packed) -> torch.Tensor:
     """The answer loss of a packed batch: one vision call, one decoder pass over N tokens
     with the block-causal mask, the head on the trained rows only."""
-    features = model.vision_language_adapter(model.vision_encoder(packed.images))
-    grids = [model.vision_encoder.patch_grid(image) for image in packed.images]
-    features = list(features.split([r * c for r, c in grids]))                # [n_k, dim] each
+    features = model.image_features(packed.images)                            # [n_k, dim] each
     h = merge_image_features(rows.embed(packed.ids), packed.ids, features, model.image_ids)
     angles = rope_angles_1d(packed.positions, model.config.head_dim, model.config.rope_theta)
     for layer in model.layers:
