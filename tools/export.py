@@ -11,8 +11,11 @@ directives, written as the first line of a code cell, say what goes where:
                             module holds that module's docstring and imports)
 
 Every other cell (explanations, checks, pictures) stays in the notebook. Each module gets a
-header naming its notebook, and `minipixtral/__init__.py` is generated from the modules'
-`__all__` lists, in lesson order.
+header naming its notebook, and each exported chunk is preceded by a marker naming its
+notebook and cell (`# %% notebooks/06_decoder.ipynb, cell 12`, counting every cell from 1),
+so that a reader of the module finds the cell to edit. `minipixtral/__init__.py` is
+generated from the lessons' `__all__` lists, in lesson order; the appendices' modules
+(`notebooks/A_*.ipynb`, such as `reference`) are imported by name, not re-exported.
 
     python tools/export.py            write minipixtral/
     python tools/export.py --check    exit 1 (and say what differs) if minipixtral/ is stale
@@ -46,8 +49,14 @@ def header(notebook: Path) -> str:
             f"# edit the notebook, then run `python tools/export.py`.\n")
 
 
+def marker(notebook: Path, index: int) -> str:
+    """The line before an exported chunk: its notebook and cell (counted from 1)."""
+    return f"# %% {notebook.relative_to(ROOT).as_posix()}, cell {index + 1}"
+
+
 def notebook_modules(path: Path) -> dict[str, list[str]]:
-    """Return {module name: exported code chunks, in order} of one notebook."""
+    """Return {module name: exported code chunks, in order} of one notebook; each chunk
+    starts with the marker naming its cell."""
     nb = nbformat.read(path, as_version=4)
     default, modules = None, {}
     for index, cell in enumerate(nb.cells):
@@ -69,7 +78,8 @@ def notebook_modules(path: Path) -> dict[str, list[str]]:
         if not module.isidentifier():
             raise SystemExit(f"{path}: `{first}` does not name a module")
         if rest.strip():
-            modules.setdefault(module, []).append(rest.strip("\n").rstrip())
+            chunk = marker(path, index) + "\n" + rest.strip("\n").rstrip()
+            modules.setdefault(module, []).append(chunk)
     return modules
 
 
@@ -80,6 +90,11 @@ def public_names(source: str, module: str) -> list[str]:
                 isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
             return list(ast.literal_eval(node.value))
     raise SystemExit(f"module {module} has no `__all__`: say which names are public")
+
+
+def is_appendix(notebook: Path) -> bool:
+    """Appendices are lettered (A_references.ipynb); lessons are numbered."""
+    return notebook.name[:1].isalpha()
 
 
 def render() -> dict[str, str]:
@@ -95,8 +110,8 @@ def render() -> dict[str, str]:
                                  f"notebook")
             text = header(notebook) + "\n" + "\n\n\n".join(chunks) + "\n"
             files[name] = text
-            if module.startswith("__"):  # __main__ and friends are not re-exported
-                continue
+            if module.startswith("__") or is_appendix(notebook):
+                continue  # __main__ and friends, and the appendices' modules: imported by name
             names = public_names(text, module)
             if not names:  # e.g. a command-line module: `python -m minipixtral.NAME` only
                 continue
