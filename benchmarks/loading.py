@@ -1,9 +1,10 @@
 """How much memory and time loading a checkpoint takes (lesson 08).
 
-Writes a Pixtral-shaped checkpoint of about 1.5 GB in float32 (and the same weights in
-bfloat16) to a temporary folder, then, for each case, starts a fresh Python process that loads
-it, runs one forward pass over a short prompt with an image, then reads every weight once, and
-reports the load time and the peak resident memory (the process's high-water mark, minus what
+Writes a Pixtral-shaped checkpoint with random weights (minipixtral.reference's
+loading_config(): 396 M parameters, about 1.6 GB in float32) and the same weights in bfloat16
+to a temporary folder, then, for each case, starts a fresh Python process that loads it, runs
+one forward pass over a short prompt with an image, then reads every weight once, and reports
+the load time and the peak resident memory (the process's high-water mark, minus what
 the imports alone used), divided by the size of the file:
 
 - `from_folder`, dtype kept (float32 file → float32, bfloat16 file → bfloat16): the parameters
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -34,18 +34,10 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 import minipixtral as mp
-from minipixtral.weights import params_dict
+from minipixtral.reference import loading_config, write_random_checkpoint
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"   # hf_reference, for transformers
-
-# Pixtral's structure, widths chosen for ~380 M parameters: 1.5 GB in float32.
-CONFIG = mp.PixtralConfig(dim=1024, n_layers=8, head_dim=128, hidden_dim=4096, n_heads=8,
-                          n_kv_heads=2, vision_encoder=mp.VisionConfig(
-                              hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
-                              num_attention_heads=4))
 
 CHILD = textwrap.dedent("""
     import json, os, resource, sys, time
@@ -63,7 +55,7 @@ CHILD = textwrap.dedent("""
         scale = 1 if sys.platform == "darwin" else 1024   # ru_maxrss: bytes on macOS
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
-    folder, how, device, tests = sys.argv[1:5]
+    folder, how, device = sys.argv[1:4]
 
     def sync():
         if device.startswith("cuda"):
@@ -73,8 +65,7 @@ CHILD = textwrap.dedent("""
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 96, 3), np.uint8))
     ids, images = tokenizer.encode_chat("Describe the image.", images=[image])
     if how == "transformers":             # imported before the baseline, like minipixtral
-        sys.path.insert(0, tests)
-        from hf_reference import hf_pixel_inputs
+        from minipixtral.reference import hf_pixel_inputs
         from transformers import LlavaForConditionalGeneration
     import torch._dynamo  # torch imports it lazily the first time a model is built on the meta
     #                       device (~1.5 s); transformers' import includes it: an import for both
@@ -116,21 +107,10 @@ CHILD = textwrap.dedent("""
 
 
 def write_checkpoint(folder: Path, dtype: torch.dtype, seed: int = 0) -> Path:
-    """CONFIG's tensors, normal(0, 0.02) (norms at 1), as params.json + consolidated.safetensors."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with torch.device("meta"):
-        shapes = {n: t.shape for n, t in mp.Pixtral(CONFIG).state_dict().items()}
-    generator = torch.Generator().manual_seed(seed)
-    tensors = {}
-    for name, shape in shapes.items():
-        if name.endswith("norm.weight") or "ln_pre" in name:
-            tensors[name] = torch.ones(shape, dtype=dtype)
-        else:
-            tensors[name] = (torch.randn(shape, generator=generator) * 0.02).to(dtype)
-    save_file(tensors, str(folder / "consolidated.safetensors"))
-    (folder / "params.json").write_text(json.dumps(params_dict(CONFIG), indent=2))
-    shutil.copyfile(mp.shipped_tokenizer_file(), folder / "tekken.json")
-    return folder
+    """loading_config()'s tensors, N(0, 0.02²) with the norm gains at 1, as params.json +
+    consolidated.safetensors (in dtype) + tekken.json: minipixtral.reference's
+    write_random_checkpoint."""
+    return write_random_checkpoint(folder, loading_config(), seed=seed, dtype=dtype)
 
 
 def measure(folder: Path, how: str, device: str = "cpu") -> dict:
@@ -139,7 +119,7 @@ def measure(folder: Path, how: str, device: str = "cpu") -> dict:
     (load_state_dict), transformers (a save_pretrained folder, with from_pretrained).
     Returns load_s, forward_s, dtype, tokens and the process's resident high-water marks in
     bytes: baseline (after the imports), after_forward, peak (after reading every weight)."""
-    result = subprocess.run([sys.executable, "-c", CHILD, str(folder), how, device, str(TESTS)],
+    result = subprocess.run([sys.executable, "-c", CHILD, str(folder), how, device],
                             capture_output=True, text=True, check=False)
     if result.returncode:
         raise SystemExit(f"the loading process failed:\n{result.stderr}")
@@ -156,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         f32 = write_checkpoint(root / "float32", torch.float32)
         bf16 = write_checkpoint(root / "bfloat16", torch.bfloat16)
         with torch.device("meta"):
-            n_params = sum(p.numel() for p in mp.Pixtral(CONFIG).parameters())
+            n_params = sum(p.numel() for p in mp.Pixtral(loading_config()).parameters())
         print(f"wrote {n_params / 1e6:.0f} M parameters as float32 and bfloat16 checkpoints "
               f"in {time.perf_counter() - start:.0f} s ({root})\n")
         cases = [("from_folder, float32 file, dtype kept", f32, "keep"),

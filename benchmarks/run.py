@@ -6,10 +6,11 @@ same weights, in the same run.
     python benchmarks/run.py --device cuda --compile   # a GPU: bfloat16, compiled decode step
     python benchmarks/run.py --json out.json  # the numbers as JSON too
 
-The model is Pixtral-shaped with random weights (benchmarks/generation.py's CONFIG: decoder 512
-wide, 8 blocks, the real 131 072-token vocabulary; vision encoder 256 wide, 4 blocks; 163 M
-parameters). transformers' twin (LlavaForConditionalGeneration with PixtralVisionModel) gets
-exactly these weights (tests/hf_reference.py). Rows:
+The model is Pixtral-shaped with random weights (minipixtral.reference.benchmark_config():
+decoder 512 wide, 8 blocks, the real 131 072-token vocabulary; vision encoder 256 wide,
+4 blocks; 163 M parameters; --quick: tiny_config() with one vision block). transformers' twin
+(LlavaForConditionalGeneration with PixtralVisionModel) gets exactly these weights
+(minipixtral.reference.hf_llava_model). Rows:
 
 - load time, load peak RSS / checkpoint: the checkpoint written by minipixtral.save_folder and
   by transformers' save_pretrained (same tensors, same dtype), loaded in a fresh process by
@@ -21,19 +22,23 @@ exactly these weights (tests/hf_reference.py). Rows:
   PixtralVisionModel over the same two images (the prompt's and a smaller crop).
 - prefill: prompt tokens (one image included) per second of time to the first new token;
   decode: new tokens per second after the first (benchmarks/generation.py's measurement).
-  With --compile, minipixtral's decode step (its forward over one token with the cache) is
-  wrapped in torch.compile from here, without changing the package: meant for GPUs (on a CPU it
-  works but compiling takes minutes and needs a C++ compiler).
+  With --compile, minipixtral's decode step (Pixtral.forward over one token with the cache)
+  is wrapped in torch.compile from here, without changing the package: meant for GPUs (on a
+  CPU it works but compiling takes minutes and needs a C++ compiler).
 - decode bound: one token through every weight matrix of the decoder and nothing else.
 - with / without cache: minipixtral's whole generation (prefill included) over a text prompt.
 
 Every time is the median of --repeats runs after a warm-up, the contenders in turn in each
 round. The ratio column is minipixtral / transformers as a speed ratio: > 1 means minipixtral
 is faster (or, for memory, smaller).
+
+Run it as a script (python benchmarks/run.py): Python then puts this file's folder first on
+sys.path, which is how it imports its siblings generation.py and loading.py.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -51,15 +56,22 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import torch  # noqa: E402
 
 import minipixtral as mp  # noqa: E402
+from minipixtral.reference import (benchmark_config, hf_pixel_inputs,  # noqa: E402
+                                   relative_error, tiny_config)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import generation  # noqa: E402  (it also puts tests/ on the path, for hf_reference)
-import loading  # noqa: E402
+try:  # benchmarks/ is sys.path[0] when this file runs as a script
+    import generation  # noqa: E402
+    import loading  # noqa: E402
+except ModuleNotFoundError as err:
+    if err.name not in ("generation", "loading"):
+        raise
+    raise SystemExit("benchmarks/run.py imports generation.py and loading.py from its own "
+                     "folder: run it as a script (python benchmarks/run.py), without python -P "
+                     "or PYTHONSAFEPATH") from err
 
-QUICK_CONFIG = mp.PixtralConfig(dim=64, n_layers=2, head_dim=16, hidden_dim=128, n_heads=4,
-                                n_kv_heads=2, vocab_size=131072, vision_encoder=mp.VisionConfig(
-                                    hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                    num_attention_heads=2))
+# --quick: tiny_config() with a single vision block.
+QUICK_CONFIG = dataclasses.replace(tiny_config(), vision_encoder=dataclasses.replace(
+    tiny_config().vision_encoder, num_hidden_layers=1))
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # what from_folder takes
 
 
@@ -122,26 +134,29 @@ def time_vision(encode, images, device):
 
 @contextmanager
 def compiled_decode(model: mp.Pixtral):
-    """Within the block, minipixtral's decode step runs through torch.compile.
+    """Within the block, minipixtral's decode steps run through torch.compile.
 
-    generate_ids calls model(ids, images, start, cache, last_only); Pixtral.forward checks the
-    ids, embeds them and calls self.forward_embeddings(h, start, cache, last_only). That last call is compiled for
-    one token with a cache (the decode step); the prefill stays eager. The ids check, which
-    reads values (a graph break), stays outside. Dynamic shapes: the cache grows each step.
+    generate_ids calls model(ids, images, cache=cache, last_only=True) once, the prefill, then
+    model(one_token, start=cache[0].length, cache=cache) for each new token. Pixtral.forward
+    checks that the ids lie in the vocabulary only on a prefill (start 0): a decode step reads
+    nothing back to the host, so the whole step (the embedding, every block with its cache
+    update, the head) compiles into one graph, with no graph break, and model.forward itself
+    is compiled for it. Calls with start > 0 and a cache go through the compiled
+    forward; the prefill (the ids check, the images, a prompt-sized input) stays eager.
+    dynamic=True: start and the cache's length grow by one each step.
     """
-    eager = model.forward_embeddings
+    eager = model.forward
     compiled = torch.compile(eager, dynamic=True)
 
-    def forward_embeddings(h, start=0, cache=None, last_only=False):
-        if cache is not None and h.shape[0] == 1:
-            return compiled(h, start, cache, last_only)
-        return eager(h, start, cache, last_only)
+    def forward(input_ids, images=(), *, start=0, cache=None, last_only=False):
+        step = compiled if start > 0 and cache is not None else eager
+        return step(input_ids, images, start=start, cache=cache, last_only=last_only)
 
-    model.forward_embeddings = forward_embeddings
+    model.forward = forward           # nn.Module.__call__ calls the instance's forward
     try:
         yield model
     finally:
-        del model.forward_embeddings
+        del model.forward
 
 
 def measure_load(model, hf_model, root: Path, device: torch.device) -> dict:
@@ -224,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = load_average()
     started = time.perf_counter()
 
-    config = QUICK_CONFIG if args.quick else generation.CONFIG
+    config = QUICK_CONFIG if args.quick else benchmark_config()
     model = generation.build_model(device, config=config, dtype=dtype)
     hf_model = generation.transformers_twin(model, args.hf_attention)
     tokenizer = mp.Tokenizer.from_file(mp.shipped_tokenizer_file())
@@ -247,7 +262,6 @@ def main(argv: list[str] | None = None) -> int:
                     load["hf"]["peak_ratio"], True))
 
     log("vision encoder")
-    from hf_reference import hf_pixel_inputs, relative_error
     p = config.vision_encoder.patch_size
     height, width = images[0].shape[1:]
     second = images[0][:, :max(p, height // 2 // p * p), :max(p, width * 3 // 4 // p * p)]

@@ -31,15 +31,19 @@ from .layout import ImageTokenIds, image_token_layout
 from .tokenizer import shipped_tokenizer_file, Tokenizer
 from .adapter import VisionLanguageAdapter, merge_image_features
 from .decoder import DecoderConfig, Decoder, causal_mask
-from .model import PixtralConfig, Pixtral
+from .config import PixtralConfig
+from .model import Pixtral
 from .generate import KVCache, new_cache, sample_next, generate_ids, generate, stream_text
 from .weights import (
     SAFETENSORS_DTYPES,
     read_safetensors,
     read_params,
+    fill_model,
     load_folder,
     params_dict,
     save_folder,
+)
+from .hf_layout import (
     DECODER_HF_NAMES,
     VISION_HF_NAMES,
     ADAPTER_HF_NAMES,
@@ -48,7 +52,6 @@ from .weights import (
     read_hf_config,
     load_hf_folder,
 )
-from .tiny import tiny_config, write_tiny_checkpoint
 from .compare import capture_outputs, compare_layers
 from .synthetic import (
     COLOURS,
@@ -67,7 +70,6 @@ from .synthetic import (
     demo_picture,
 )
 from .training import (
-    small_config,
     block_causal_mask,
     packed_positions,
     answer_mask,
@@ -126,6 +128,7 @@ __all__ = [
     "SAFETENSORS_DTYPES",
     "read_safetensors",
     "read_params",
+    "fill_model",
     "load_folder",
     "params_dict",
     "save_folder",
@@ -136,8 +139,6 @@ __all__ = [
     "hf_to_mistral_names",
     "read_hf_config",
     "load_hf_folder",
-    "tiny_config",
-    "write_tiny_checkpoint",
     "capture_outputs",
     "compare_layers",
     "COLOURS",
@@ -154,7 +155,6 @@ __all__ = [
     "dataset_token_ids",
     "shipped_checkpoint",
     "demo_picture",
-    "small_config",
     "block_causal_mask",
     "packed_positions",
     "answer_mask",

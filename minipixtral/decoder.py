@@ -56,7 +56,17 @@ class Decoder(nn.Module):
         self.norm = RMSNorm(config.dim, config.norm_eps)
         self.output = nn.Linear(config.dim, config.vocab_size, bias=False)  # untied
 
-    def forward_embeddings(self, h: torch.Tensor, start: int = 0,
+    def run_layers(self, h: torch.Tensor, positions: torch.Tensor,
+                   mask: torch.Tensor | None = None,
+                   cache: list[KVStore] | None = None) -> torch.Tensor:
+        """h: [T, dim] at positions [T] → [T, dim] after every block (before the final
+        norm). mask: bool [T, S] (None: every key); cache: one store per layer, or None."""
+        angles = rope_angles_1d(positions, self.config.head_dim, self.config.rope_theta)
+        for i, layer in enumerate(self.layers):
+            h = layer(h, angles, mask, cache[i] if cache is not None else None)
+        return h
+
+    def forward_embeddings(self, h: torch.Tensor, *, start: int = 0,
                            cache: list[KVStore] | None = None,
                            last_only: bool = False) -> torch.Tensor:
         """h: [T, dim] embeddings of the tokens at positions start … start+T−1 → logits
@@ -70,15 +80,14 @@ class Decoder(nn.Module):
             raise ValueError(f"{start + T} tokens do not fit the context of "
                              f"{self.config.max_seq_len}")
         positions = torch.arange(start, start + T, device=h.device)
-        angles = rope_angles_1d(positions, self.config.head_dim, self.config.rope_theta)
         mask = causal_mask(T, start + T, h.device) if T > 1 else None
-        for i, layer in enumerate(self.layers):
-            h = layer(h, angles, mask, cache[i] if cache is not None else None)
+        h = self.run_layers(h, positions, mask, cache)
         if last_only:
             h = h[-1:]
         return self.output(self.norm(h)).float()
 
-    def forward(self, input_ids: torch.Tensor, start: int = 0,
+    def forward(self, input_ids: torch.Tensor, *, start: int = 0,
                 cache: list[KVStore] | None = None, last_only: bool = False) -> torch.Tensor:
         """input_ids: [T] → logits [T, vocab] (float32; [1, vocab] with last_only)."""
-        return self.forward_embeddings(self.tok_embeddings(input_ids), start, cache, last_only)
+        return self.forward_embeddings(self.tok_embeddings(input_ids), start=start,
+                                       cache=cache, last_only=last_only)

@@ -81,8 +81,8 @@ def generate_ids(model: nn.Module, input_ids: Sequence[int] | torch.Tensor,
                  stop_ids: Sequence[int] = (), use_cache: bool = True,
                  seed: int | None = None) -> Iterator[int]:
     """Yield new token ids one by one, until eos_id / a stop id (not yielded) or
-    max_new_tokens. The model is called as model(ids, images, start, cache, last_only)
-    → logits.
+    max_new_tokens. The model is called as
+    model(ids, images, start=..., cache=..., last_only=...) → logits.
 
     With the cache: one prefill over the prompt (images encoded once), then one token per
     step. Without (use_cache=False): the whole sequence is recomputed at every step, for
@@ -105,7 +105,7 @@ def generate_ids(model: nn.Module, input_ids: Sequence[int] | torch.Tensor,
         generator = torch.Generator(device=device)
         generator.manual_seed(seed if seed is not None else torch.seed())
     cache = new_cache(model, total) if use_cache else None
-    logits = model(ids, images, 0, cache, last_only=True)[-1]
+    logits = model(ids, images, cache=cache, last_only=True)[-1]
     for step in range(max_new_tokens):
         token = sample_next(logits, temperature, top_p, generator)
         if token in stops:
@@ -114,7 +114,8 @@ def generate_ids(model: nn.Module, input_ids: Sequence[int] | torch.Tensor,
         if step == max_new_tokens - 1:
             return
         if use_cache:
-            logits = model(torch.tensor([token], device=device), (), cache[0].length, cache)[-1]
+            logits = model(torch.tensor([token], device=device), start=cache[0].length,
+                           cache=cache)[-1]
         else:
             ids = torch.cat([ids, torch.tensor([token], device=device)])
             logits = model(ids, images, last_only=True)[-1]

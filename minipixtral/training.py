@@ -27,22 +27,11 @@ from torch import nn
 
 from minipixtral.adapter import merge_image_features
 from minipixtral.generate import generate
-from minipixtral.model import Pixtral, PixtralConfig
-from minipixtral.rope import rope_angles_1d
+from minipixtral.model import Pixtral
 from minipixtral.synthetic import Example, Sample, dataset_token_ids, encode_sample, random_sample
-from minipixtral.vision import VisionConfig
 
-__all__ = ["small_config", "block_causal_mask", "packed_positions", "answer_mask", "Packed",
-           "pack", "answer_loss", "TrainableRows", "packed_loss", "train", "predict",
-           "exact_match"]
-
-
-def small_config() -> PixtralConfig:
-    """The trained tiny Pixtral: Pixtral-12B's structure and vocabulary, small widths."""
-    return PixtralConfig(dim=32, n_layers=2, head_dim=16, hidden_dim=256, n_heads=8,
-                         n_kv_heads=4, vision_encoder=VisionConfig(
-                             hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                             num_attention_heads=4))
+__all__ = ["block_causal_mask", "packed_positions", "answer_mask", "Packed", "pack",
+           "answer_loss", "TrainableRows", "packed_loss", "train", "predict", "exact_match"]
 
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 29
@@ -145,9 +134,7 @@ def packed_loss(model: Pixtral, rows: TrainableRows, packed: Packed) -> torch.Te
     with the block-causal mask, the head on the trained rows only."""
     features = model.image_features(packed.images)                            # [n_k, dim] each
     h = merge_image_features(rows.embed(packed.ids), packed.ids, features, model.image_ids)
-    angles = rope_angles_1d(packed.positions, model.config.head_dim, model.config.rope_theta)
-    for layer in model.layers:
-        h = layer(h, angles, packed.mask)                                       # [N, dim]
+    h = model.run_layers(h, packed.positions, packed.mask)                    # [N, dim]
     logits = rows.logits(model.norm(h[packed.trained]))                        # [M, K + 1]
     return F.cross_entropy(logits, rows.local[packed.targets[packed.trained]])
 

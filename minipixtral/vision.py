@@ -34,10 +34,6 @@ class VisionConfig:
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
-    @property
-    def max_patches_per_side(self) -> int:
-        return self.image_size // self.patch_size
-
 
 # %% notebooks/03_vision_encoder.ipynb, cell 43
 class VisionTransformer(nn.Module):

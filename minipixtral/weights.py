@@ -2,7 +2,7 @@
 # edit the notebook, then run `python tools/export.py`.
 
 # %% notebooks/08_real_weights.ipynb, cell 17
-"""Reading checkpoints: params.json, safetensors files (memory-mapped), both layouts."""
+"""Mistral's checkpoint format: params.json and consolidated.safetensors (memory-mapped)."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,21 +12,20 @@ import mmap
 import shutil
 import struct
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+from torch import nn
 from tqdm import tqdm  # plain text bar: tqdm.auto needs ipywidgets in a notebook
 
+from minipixtral.config import PixtralConfig
 from minipixtral.device import pick_device
-from minipixtral.model import Pixtral, PixtralConfig
-from minipixtral.rope import permute_qk_from_rotate_half
 from minipixtral.vision import VisionConfig
 
-__all__ = ["SAFETENSORS_DTYPES", "read_safetensors", "read_params", "load_folder",
-           "params_dict", "save_folder", "DECODER_HF_NAMES", "VISION_HF_NAMES",
-           "ADAPTER_HF_NAMES", "HF_PARTS", "hf_to_mistral_names", "read_hf_config",
-           "load_hf_folder"]
+__all__ = ["SAFETENSORS_DTYPES", "read_safetensors", "read_params", "fill_model",
+           "load_folder", "params_dict", "save_folder"]
 
 
 # %% notebooks/08_real_weights.ipynb, cell 19
@@ -167,10 +166,13 @@ def _few(names: set[str], n: int = 4) -> str:
 
 
 # %% notebooks/08_real_weights.ipynb, cell 46
-def _build(config: PixtralConfig, tensors: dict[str, torch.Tensor], source: str,
-           device: str | torch.device | None, dtype: torch.dtype | None) -> Pixtral:
-    """Check names and shapes against the model params.json describes, then fill a model
-    built on the meta device with the tensors themselves (assign=True: no second copy)."""
+def fill_model(model_class: Callable[[PixtralConfig], nn.Module], config: PixtralConfig,
+               tensors: dict[str, torch.Tensor], source: str,
+               device: str | torch.device | None = None,
+               dtype: torch.dtype | None = None) -> nn.Module:
+    """Build model_class(config) on the meta device, check the names and shapes of tensors
+    against it, then fill it with the tensors themselves (assign=True: no second copy).
+    source names the checkpoint in error messages."""
     device = pick_device(device)
     if dtype is None:  # keep the checkpoint's dtype on a GPU; float32 on the CPU
         stored = next((t.dtype for t in tensors.values() if t.is_floating_point()), None)
@@ -179,7 +181,7 @@ def _build(config: PixtralConfig, tensors: dict[str, torch.Tensor], source: str,
         raise ValueError(f"dtype {dtype} is not supported: use torch.float32 or torch.bfloat16 "
                          f"(float16 overflows in Pixtral's decoder)")
     with torch.device("meta"):
-        model = Pixtral(config)
+        model = model_class(config)
     expected = {name: tuple(p.shape) for name, p in model.state_dict().items()}
     missing, unexpected = set(expected) - set(tensors), set(tensors) - set(expected)
     if missing or unexpected:
@@ -200,9 +202,11 @@ def _build(config: PixtralConfig, tensors: dict[str, torch.Tensor], source: str,
 
 
 # %% notebooks/08_real_weights.ipynb, cell 48
-def load_folder(folder: str | Path, device: str | torch.device | None = None,
-                dtype: torch.dtype | None = None) -> Pixtral:
-    """Mistral's format: params.json + consolidated.safetensors (read memory-mapped)."""
+def load_folder(model_class: Callable[[PixtralConfig], nn.Module], folder: str | Path,
+                device: str | torch.device | None = None,
+                dtype: torch.dtype | None = None) -> nn.Module:
+    """Mistral's format, params.json + consolidated.safetensors (read memory-mapped), into
+    a model_class (Pixtral.from_folder passes itself)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"no checkpoint folder at {str(folder)!r}")
@@ -218,7 +222,8 @@ def load_folder(folder: str | Path, device: str | torch.device | None = None,
         raise FileNotFoundError(f"{folder} has no consolidated.safetensors"
                                 + (f" ({', '.join(pickles)} are pickle files, which "
                                    f"minipixtral never loads)" if pickles else ""))
-    return _build(read_params(params), read_safetensors(weights), str(weights), device, dtype)
+    return fill_model(model_class, read_params(params), read_safetensors(weights), str(weights),
+                      device, dtype)
 
 
 # %% notebooks/08_real_weights.ipynb, cell 57
@@ -233,10 +238,10 @@ def params_dict(config: PixtralConfig) -> dict:
 
 
 # %% notebooks/08_real_weights.ipynb, cell 58
-def save_folder(model: Pixtral, folder: str | Path, tokenizer_file: str | Path,
+def save_folder(model: nn.Module, folder: str | Path, tokenizer_file: str | Path,
                 dtype: torch.dtype = torch.bfloat16) -> Path:
-    """Write model in Mistral's format: params.json, consolidated.safetensors (in dtype) and
-    tekken.json (copied from tokenizer_file). Each file is written under a temporary name
+    """Write model (a Pixtral) in Mistral's format: params.json, consolidated.safetensors
+    (in dtype) and tekken.json (copied from tokenizer_file). Each file is written under a temporary name
     and renamed when complete, so an interrupted save leaves no half-written file."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -251,122 +256,3 @@ def save_folder(model: Pixtral, folder: str | Path, tokenizer_file: str | Path,
         write(partial)
         partial.replace(folder / name)
     return folder
-
-
-# %% notebooks/08_real_weights.ipynb, cell 67
-# Names inside a decoder block / a vision block: (Mistral's, transformers'). The wq and wk
-# weights also differ by the RoPE permutation of lesson 02.
-DECODER_HF_NAMES = [
-    ("tok_embeddings.", "embed_tokens."), ("attention.wq.", "self_attn.q_proj."),
-    ("attention.wk.", "self_attn.k_proj."), ("attention.wv.", "self_attn.v_proj."),
-    ("attention.wo.", "self_attn.o_proj."), ("feed_forward.w1.", "mlp.gate_proj."),
-    ("feed_forward.w2.", "mlp.down_proj."), ("feed_forward.w3.", "mlp.up_proj."),
-    ("attention_norm.", "input_layernorm."), ("ffn_norm.", "post_attention_layernorm."),
-]
-VISION_HF_NAMES = [
-    ("attention.wq.", "attention.q_proj."), ("attention.wk.", "attention.k_proj."),
-    ("attention.wv.", "attention.v_proj."), ("attention.wo.", "attention.o_proj."),
-    ("feed_forward.w1.", "feed_forward.gate_proj."), ("feed_forward.w2.", "feed_forward.down_proj."),
-    ("feed_forward.w3.", "feed_forward.up_proj."),
-]
-ADAPTER_HF_NAMES = [("w_in.", "linear_1."), ("w_out.", "linear_2.")]
-# Where each part lives: (Mistral prefix, transformers ≥ 5 prefix, legacy hub prefix, names)
-HF_PARTS = [
-    ("", "model.language_model.", "language_model.model.", DECODER_HF_NAMES),
-    ("vision_encoder.", "model.vision_tower.", "vision_tower.", VISION_HF_NAMES),
-    ("vision_language_adapter.", "model.multi_modal_projector.", "multi_modal_projector.",
-     ADAPTER_HF_NAMES),
-]
-
-
-# %% notebooks/08_real_weights.ipynb, cell 68
-def hf_to_mistral_names(tensors: dict[str, torch.Tensor], config: PixtralConfig
-                        ) -> dict[str, torch.Tensor]:
-    """A transformers Llava/Pixtral state dict (legacy hub names or ≥ 5 names) → Mistral's
-    names, with wq/wk permuted back from the rotate-half layout. Unknown names are kept
-    as they are (loading then reports them)."""
-    heads = {"": (config.n_heads, config.n_kv_heads),
-             "vision_encoder.": (config.vision_encoder.num_attention_heads,) * 2}
-    out = {}
-    for name, tensor in tensors.items():
-        if name in ("lm_head.weight", "language_model.lm_head.weight"):
-            out["output.weight"] = tensor
-            continue
-        for ours, new_prefix, legacy_prefix, names in HF_PARTS:
-            prefix = next((p for p in (new_prefix, legacy_prefix) if name.startswith(p)), None)
-            if prefix is None:
-                continue
-            rest = name[len(prefix):]
-            for mistral, hf in names:
-                rest = rest.replace(hf, mistral)
-            if ours in heads and rest.endswith(("attention.wq.weight", "attention.wk.weight")):
-                n_heads = heads[ours][0 if rest.endswith("wq.weight") else 1]
-                tensor = permute_qk_from_rotate_half(tensor, n_heads)
-            name = ours + rest
-            break
-        out[name] = tensor
-    return out
-
-
-# %% notebooks/08_real_weights.ipynb, cell 72
-def read_hf_config(path: str | Path) -> PixtralConfig:
-    """transformers' config.json of a Llava/Pixtral checkpoint → PixtralConfig. Settings that
-    would make it another model (a feature layer other than the last, dropped first patch,
-    sliding window, tied embeddings) are refused."""
-    path = Path(path)
-    try:
-        hf = json.loads(path.read_text())
-        text, vision = hf["text_config"], hf["vision_config"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"{path} is not the config.json of a Llava/Pixtral model: {err}"
-                         ) from err
-    for key, value in [("vision_feature_layer", -1), ("vision_feature_select_strategy", "full"),
-                       ("tie_word_embeddings", False)]:
-        if hf.get(key, value) != value:
-            raise ValueError(f"{path}: {key}={hf[key]!r} is not Pixtral (needs {value!r})")
-    if text.get("sliding_window") is not None:
-        raise ValueError(f"{path}: text_config.sliding_window must be null for Pixtral")
-
-    def theta(section: dict, default: float) -> float:
-        return float((section.get("rope_parameters") or {}).get("rope_theta")
-                     or section.get("rope_theta") or default)
-    try:
-        head_dim = text.get("head_dim") or text["hidden_size"] // text["num_attention_heads"]
-        return PixtralConfig(
-            dim=text["hidden_size"], n_layers=text["num_hidden_layers"], head_dim=head_dim,
-            hidden_dim=text["intermediate_size"], n_heads=text["num_attention_heads"],
-            n_kv_heads=text["num_key_value_heads"], rope_theta=theta(text, 1e9),
-            norm_eps=text["rms_norm_eps"], vocab_size=text["vocab_size"],
-            image_token_id=hf.get("image_token_index", 10),
-            adapter_bias=hf.get("multimodal_projector_bias", True),
-            vision_encoder=VisionConfig(
-                hidden_size=vision["hidden_size"], num_channels=vision.get("num_channels", 3),
-                image_size=vision["image_size"], patch_size=vision["patch_size"],
-                rope_theta=theta(vision, 1e4), intermediate_size=vision["intermediate_size"],
-                num_hidden_layers=vision["num_hidden_layers"],
-                num_attention_heads=vision["num_attention_heads"]))
-    except KeyError as err:
-        raise ValueError(f"{path} lacks the field {err}") from err
-
-
-# %% notebooks/08_real_weights.ipynb, cell 73
-def load_hf_folder(folder: str | Path, device: str | torch.device | None = None,
-                   dtype: torch.dtype | None = None) -> Pixtral:
-    """The Hugging Face layout: config.json + model.safetensors or model-*-of-*.safetensors,
-    converted explicitly to Mistral's names and RoPE layout. [IMG_BREAK]/[IMG_END] are not in
-    config.json: Pixtral-12B's 12/13 are assumed."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no checkpoint folder at {str(folder)!r}")
-    if not (folder / "config.json").is_file():
-        hint = (": it holds Mistral's layout, load it with Pixtral.from_folder"
-                if (folder / "params.json").is_file() else "")
-        raise FileNotFoundError(f"{folder} has no config.json{hint}")
-    shards = sorted(folder.glob("model*.safetensors"))
-    if not shards:
-        raise FileNotFoundError(f"{folder} has no model*.safetensors file")
-    config = read_hf_config(folder / "config.json")
-    tensors = {}
-    for shard in shards:
-        tensors.update(read_safetensors(shard))
-    return _build(config, hf_to_mistral_names(tensors, config), str(folder), device, dtype)

@@ -18,19 +18,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mistral_common.protocol.instruct.chunk import ImageChunk
-from mistral_common.tokens.tokenizers.image import (DATASET_MEAN, DATASET_STD, ImageConfig,
-                                                    ImageEncoder, SpecialImageIDs)
+from mistral_common.tokens.tokenizers.image import DATASET_MEAN, DATASET_STD
 from PIL import Image
 
 import minipixtral as mp
+from minipixtral.reference import mistral_image_encoder
 
 TOLERANCE = 1e-5  # normalised units; observed ≤ 2e-6
 
 
 @pytest.fixture(scope="module")
 def encoder():
-    return ImageEncoder(ImageConfig(image_patch_size=16, max_image_size=1024),
-                        SpecialImageIDs(img=10, img_break=12, img_end=13))
+    return mistral_image_encoder()
 
 
 def reference_pixels(encoder, image: Image.Image) -> np.ndarray:
@@ -210,8 +209,7 @@ def test_resized_size_examples(size, expected):
 
 
 def test_resized_size_other_limits(encoder):
-    small = ImageEncoder(ImageConfig(image_patch_size=14, max_image_size=512),
-                         SpecialImageIDs(img=10, img_break=12, img_end=13))
+    small = mistral_image_encoder(14, 512)
     for w, h in [(100, 3000), (513, 20), (700, 699), (5, 5)]:
         columns, rows = small._image_to_num_tokens(Image.new("1", (w, h)))
         assert mp.resized_size(w, h, 512, 14) == (columns * 14, rows * 14)

@@ -1,7 +1,8 @@
 """Lesson 03: the vision encoder equals transformers' PixtralVisionModel on the same weights.
 
-Tiny configuration (width 64, 4 heads of 16, 2 blocks), random weights large enough to
-matter, float32, eager attention. Errors are measured relative to the output scale.
+The vision encoder of lesson 09's configuration (width 64, 4 heads of 16, 2 blocks), random
+weights large enough to matter, float32, eager attention. Errors are measured relative to the
+output scale.
 """
 from __future__ import annotations
 
@@ -12,21 +13,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 import minipixtral as mp
-from hf_reference import hf_pixel_inputs, hf_vision_config, hf_vision_model
+from minipixtral.reference import (hf_pixel_inputs, hf_vision_config, hf_vision_model,
+                                   randomize, relative_error, trained_config,
+                                   vision_state_dict_to_hf)
 from minipixtral.rope import permute_qk_for_rotate_half
 
 TOLERANCE = 1e-5  # max abs error / max abs output
-TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
-
-
-def randomize(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Matrices N(0, 0.1²), gains 1 + N(0, 0.1²): features of order 1-5, every gain ≠ 1."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            noise = torch.randn(p.shape, generator=generator)
-            p.copy_(noise * 0.1 if p.ndim > 1 else 1 + noise * 0.1)
-    return module
+TINY = trained_config().vision_encoder  # 64 wide, 4 heads of 16, 2 blocks
+STD = 0.1  # matrices N(0, 0.1²), gains 1 + N(0, 0.1²): features of order 1-5, every gain ≠ 1
 
 
 def noise_image(width: int, height: int, seed: int) -> Image.Image:
@@ -36,7 +30,7 @@ def noise_image(width: int, height: int, seed: int) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def encoder():
-    return randomize(mp.VisionEncoder(mp.VisionConfig(**TINY)).eval())
+    return randomize(mp.VisionEncoder(TINY), std=STD)
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +49,6 @@ def run_reference(model, images):
     pixels, sizes = hf_pixel_inputs(images)
     with torch.no_grad():
         return model(pixels, image_sizes=sizes).last_hidden_state[0]
-
-
-def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
-    assert got.shape == expected.shape, (tuple(got.shape), tuple(expected.shape))
-    return ((got - expected).abs().max() / expected.abs().max()).item()
 
 
 # --- against transformers -----------------------------------------------------------------
@@ -117,7 +106,6 @@ def test_without_the_mask_images_would_see_each_other(encoder, images):
 def test_without_the_qk_permutation_transformers_differs(encoder, images):
     """Negative control: our wq/wk loaded into transformers as they are (wrong RoPE layout)."""
     from transformers import PixtralVisionModel
-    from hf_reference import vision_state_dict_to_hf
     n_heads = encoder.config.num_attention_heads
     state = vision_state_dict_to_hf(encoder.state_dict(), n_heads)
     for name, tensor in encoder.state_dict().items():
@@ -146,7 +134,7 @@ def test_with_gelu_transformers_differs(encoder, images):
 
 # --- the building blocks ------------------------------------------------------------------
 def test_rms_norm_equals_torch_and_keeps_float16_finite():
-    norm = randomize(mp.RMSNorm(32))
+    norm = randomize(mp.RMSNorm(32), std=STD)
     x = 50 * torch.randn(3, 7, 32, generator=torch.Generator().manual_seed(0)) + 20
     with torch.no_grad():
         assert torch.allclose(norm(x), F.rms_norm(x, (32,), norm.weight, 1e-5), atol=1e-5)
@@ -158,7 +146,7 @@ def test_rms_norm_equals_torch_and_keeps_float16_finite():
 
 
 def test_attention_equals_explicit_softmax_with_mask():
-    attn = randomize(mp.Attention(64, n_heads=4, head_dim=16))
+    attn = randomize(mp.Attention(64, n_heads=4, head_dim=16), std=STD)
     grids = [(3, 4), (2, 5), (1, 3)]
     angles = torch.cat([mp.rope_angles_2d(r, c, 16, 1e4) for r, c in grids])
     mask = mp.block_diagonal_mask([r * c for r, c in grids])
@@ -176,7 +164,7 @@ def test_attention_equals_explicit_softmax_with_mask():
 def test_feed_forward_equals_transformers_mlp():
     from transformers import PixtralVisionConfig
     from transformers.models.pixtral.modeling_pixtral import PixtralMLP
-    ffn = randomize(mp.FeedForward(64, 128))
+    ffn = randomize(mp.FeedForward(64, 128), std=STD)
     theirs = PixtralMLP(PixtralVisionConfig(hidden_size=64, intermediate_size=128,
                                             hidden_act="silu"))
     theirs.load_state_dict({"gate_proj.weight": ffn.w1.weight, "up_proj.weight": ffn.w3.weight,
@@ -230,14 +218,14 @@ def test_strict_state_dict_round_trip(encoder, images):
     state = encoder.state_dict()
     assert {k: tuple(v.shape) for k, v in state.items()} == checkpoint_shapes(encoder.config)
     with torch.device("meta"):
-        fresh = mp.VisionEncoder(mp.VisionConfig(**TINY))
+        fresh = mp.VisionEncoder(TINY)
     fresh.load_state_dict(state, strict=True, assign=True)
     with torch.no_grad():
         assert torch.equal(fresh.eval()(images), encoder(images))
     renamed = {k.replace("feed_forward.w1.", "feed_forward.gate_proj."): v
                for k, v in state.items()}
     with pytest.raises(RuntimeError, match="gate_proj"):
-        mp.VisionEncoder(mp.VisionConfig(**TINY)).load_state_dict(renamed, strict=True)
+        mp.VisionEncoder(TINY).load_state_dict(renamed, strict=True)
 
 
 # --- bad inputs ---------------------------------------------------------------------------

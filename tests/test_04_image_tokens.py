@@ -7,20 +7,15 @@ import torch
 from mistral_common.protocol.instruct.chunk import ImageChunk, TextChunk
 from mistral_common.protocol.instruct.messages import AssistantMessage, SystemMessage, UserMessage
 from mistral_common.protocol.instruct.request import ChatCompletionRequest
-from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 from PIL import Image
 
 import minipixtral as mp
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return mp.Tokenizer.from_file(mp.shipped_tokenizer_file())
+from minipixtral.reference import mistral_tokenizer
 
 
 @pytest.fixture(scope="module")
 def ref():
-    return MistralTokenizer.from_file(str(mp.shipped_tokenizer_file()))
+    return mistral_tokenizer()
 
 
 def encode_ref(ref, messages):
@@ -58,40 +53,40 @@ IMAGE_SETS = {
 
 
 @pytest.mark.parametrize("images", IMAGE_SETS.values(), ids=IMAGE_SETS.keys())
-def test_sweep_matches_mistral_common(tok, ref, images):
+def test_sweep_matches_mistral_common(tokenizer, ref, images):
     for prompt in PROMPTS:
-        ids, pixels = tok.encode_chat(prompt, images=images)
+        ids, pixels = tokenizer.encode_chat(prompt, images=images)
         ref_ids, ref_pixels = encode_ref(ref, [user_ref(prompt, images)])
         assert ids == ref_ids, prompt
         assert_same_pixels(pixels, ref_pixels)
 
 
 @pytest.mark.parametrize("images", IMAGE_SETS.values(), ids=IMAGE_SETS.keys())
-def test_system_prompt_matches_mistral_common(tok, ref, images):
+def test_system_prompt_matches_mistral_common(tokenizer, ref, images):
     # with images mistral_common puts the system text before them; without, "{system}\n\n{text}"
     for system in ["Be brief.", "You are a careful assistant\n"]:
-        ids, pixels = tok.encode_chat("What is this?", images=images, system=system)
+        ids, pixels = tokenizer.encode_chat("What is this?", images=images, system=system)
         ref_ids, ref_pixels = encode_ref(ref, [SystemMessage(content=system),
                                                user_ref("What is this?", images)])
         assert ids == ref_ids
         assert_same_pixels(pixels, ref_pixels)
 
 
-def test_image_only_prompt_and_other_image_inputs(tok, ref, tmp_path):
+def test_image_only_prompt_and_other_image_inputs(tokenizer, ref, tmp_path):
     image = noise(70, 40)
     ref_ids, ref_pixels = encode_ref(ref, [UserMessage(content=[ImageChunk(image=image)])])
     path = tmp_path / "picture.png"
     image.save(path)
     for given in [image, path, str(path), np.asarray(image)]:
-        ids, pixels = tok.encode_chat("", images=[given])
+        ids, pixels = tokenizer.encode_chat("", images=[given])
         assert ids == ref_ids
         assert_same_pixels(pixels, ref_pixels)
 
 
-def test_text_first_is_moved_image_first_by_mistral_common(tok, ref):
+def test_text_first_is_moved_image_first_by_mistral_common(tokenizer, ref):
     image = noise(70, 40)
     ref_ids, _ = encode_ref(ref, [UserMessage(content=[TextChunk(text="Hi"), ImageChunk(image=image)])])
-    assert tok.encode_chat("Hi", images=[image])[0] == ref_ids
+    assert tokenizer.encode_chat("Hi", images=[image])[0] == ref_ids
 
 
 CONVERSATIONS = {
@@ -105,7 +100,7 @@ CONVERSATIONS = {
 
 
 @pytest.mark.parametrize("with_images,system", CONVERSATIONS.values(), ids=CONVERSATIONS.keys())
-def test_multi_turn_matches_mistral_common(tok, ref, with_images, system):
+def test_multi_turn_matches_mistral_common(tokenizer, ref, with_images, system):
     texts = ["What is in the picture?", "Coloured noise.", "Are you sure?"]
     images = {0: [noise(70, 40, seed=10)], 2: [noise(33, 17, "RGBA", 11), noise(20, 50, seed=12)]}
     messages, ref_messages = [], [SystemMessage(content=system)] if system else []
@@ -117,20 +112,20 @@ def test_multi_turn_matches_mistral_common(tok, ref, with_images, system):
         else:
             messages.append({"role": "user", "content": text, "images": turn_images})
             ref_messages.append(user_ref(text, turn_images))
-    ids, pixels = tok.encode_conversation(messages, system=system)
+    ids, pixels = tokenizer.encode_conversation(messages, system=system)
     ref_ids, ref_pixels = encode_ref(ref, ref_messages)
     assert ids == ref_ids
     assert_same_pixels(pixels, ref_pixels)
 
 
-def test_documented_prompts(tok):
+def test_documented_prompts(tokenizer):
     # PIXTRAL.md §3.4: the 70×40 prompt and the two-turn text example
-    ids, _ = tok.encode_chat("Describe this image", images=[Image.new("RGB", (70, 40))])
+    ids, _ = tokenizer.encode_chat("Describe this image", images=[Image.new("RGB", (70, 40))])
     assert ids == [1, 3, 10, 10, 10, 10, 10, 12, 10, 10, 10, 10, 10, 12, 10, 10, 10, 10, 10, 13,
                    5847, 13089, 1593, 3937, 4]
-    ids, _ = tok.encode_conversation([{"role": "user", "content": "Hi"},
-                                      {"role": "assistant", "content": "Hello!"},
-                                      {"role": "user", "content": "How are you?"}])
+    ids, _ = tokenizer.encode_conversation([{"role": "user", "content": "Hi"},
+                                            {"role": "assistant", "content": "Hello!"},
+                                            {"role": "user", "content": "How are you?"}])
     assert ids == [1, 3, 37133, 4, 22177, 1033, 2, 3, 7801, 1584, 1636, 1063, 4]
 
 
@@ -147,13 +142,14 @@ LAYOUT_TABLE = [
 
 @pytest.mark.parametrize("size,grid,n_tokens,n_img,shape", LAYOUT_TABLE,
                          ids=[f"{w}x{h}" for (w, h), *_ in LAYOUT_TABLE])
-def test_layout_table(tok, size, grid, n_tokens, n_img, shape):
-    tokens, pixels = tok.encode_image(Image.new("RGB", size))
+def test_layout_table(tokenizer, size, grid, n_tokens, n_img, shape):
+    tokens, pixels = tokenizer.encode_image(Image.new("RGB", size))
     assert tuple(pixels.shape) == shape
-    assert len(tokens) == n_tokens and tokens.count(tok.image_ids.img) == n_img
+    assert len(tokens) == n_tokens and tokens.count(tokenizer.image_ids.img) == n_img
     cols, rows = grid
-    assert tokens == mp.image_token_layout(rows, cols, tok.image_ids)
-    assert tokens.count(tok.image_ids.img_break) == rows - 1 and tokens[-1] == tok.image_ids.img_end
+    assert tokens == mp.image_token_layout(rows, cols, tokenizer.image_ids)
+    assert tokens.count(tokenizer.image_ids.img_break) == rows - 1
+    assert tokens[-1] == tokenizer.image_ids.img_end
 
 
 def test_layout_70x40_sequence():
@@ -174,11 +170,12 @@ def test_layout_shape_is_recoverable_and_checked():
             mp.image_token_layout(rows, cols, ids)
 
 
-def test_image_ids_are_read_from_the_tokenizer(tok):
-    tekken = tok.tekken
-    assert (tok.image_ids.img, tok.image_ids.img_break, tok.image_ids.img_end) == tuple(
+def test_image_ids_are_read_from_the_tokenizer(tokenizer):
+    tekken, ids = tokenizer.tekken, tokenizer.image_ids
+    assert (ids.img, ids.img_break, ids.img_end) == tuple(
         tekken.get_special_token(name) for name in ("[IMG]", "[IMG_BREAK]", "[IMG_END]"))
-    assert (tok.bos_id, tok.eos_id, tok.inst_id, tok.inst_end_id) == (1, 2, 3, 4)
+    assert (tokenizer.bos_id, tokenizer.eos_id, tokenizer.inst_id,
+            tokenizer.inst_end_id) == (1, 2, 3, 4)
 
     class OtherIds:  # the real tokenizer, but with Pixtral-Large's break/end ids
         image = tekken.image
@@ -192,45 +189,45 @@ def test_image_ids_are_read_from_the_tokenizer(tok):
     assert tokens == [10] * 5 + [14] + [10] * 5 + [14] + [10] * 5 + [15]
 
 
-def test_decode_round_trip(tok):
+def test_decode_round_trip(tokenizer):
     for text in PROMPTS:
-        assert tok.decode(tok.encode(text)) == text
-    ids, _ = tok.encode_chat("Describe this image", images=[noise(70, 40)])
-    assert tok.decode(ids) == "Describe this image"           # control tokens left out
-    assert tok.decode(torch.tensor(ids)) == "Describe this image"
-    assert tok.encode("Hi")[0] >= 1000 and tok.bos_id not in tok.encode("Hi")
+        assert tokenizer.decode(tokenizer.encode(text)) == text
+    ids, _ = tokenizer.encode_chat("Describe this image", images=[noise(70, 40)])
+    assert tokenizer.decode(ids) == "Describe this image"     # control tokens left out
+    assert tokenizer.decode(torch.tensor(ids)) == "Describe this image"
+    assert tokenizer.encode("Hi")[0] >= 1000 and tokenizer.bos_id not in tokenizer.encode("Hi")
 
 
 # --- bad inputs ----------------------------------------------------------------------------
-def test_empty_prompt_without_image(tok):
+def test_empty_prompt_without_image(tokenizer):
     with pytest.raises(ValueError, match="empty"):
-        tok.encode_chat("")
+        tokenizer.encode_chat("")
     with pytest.raises(ValueError, match="empty"):
-        tok.encode_chat("", images=[])
+        tokenizer.encode_chat("", images=[])
 
 
-def test_images_that_are_not_images(tok, tmp_path):
+def test_images_that_are_not_images(tokenizer, tmp_path):
     text_file = tmp_path / "notes.txt"
     text_file.write_text("not a picture")
     with pytest.raises(ValueError, match="image 0.*not an image"):
-        tok.encode_chat("What?", images=[text_file])
+        tokenizer.encode_chat("What?", images=[text_file])
     with pytest.raises(ValueError, match="image 1.*expected a path"):
-        tok.encode_chat("What?", images=[noise(8, 8), object()])
+        tokenizer.encode_chat("What?", images=[noise(8, 8), object()])
     with pytest.raises(ValueError, match="uint8"):
-        tok.encode_chat("What?", images=[np.zeros((4, 4, 3), np.float32)])
+        tokenizer.encode_chat("What?", images=[np.zeros((4, 4, 3), np.float32)])
     with pytest.raises(FileNotFoundError, match="no image file"):
-        tok.encode_chat("What?", images=[tmp_path / "missing.png"])
+        tokenizer.encode_chat("What?", images=[tmp_path / "missing.png"])
 
 
-def test_max_length(tok):
+def test_max_length(tokenizer):
     image = Image.new("RGB", (512, 512))  # 32 rows of 33 tokens: 1056
-    ids, _ = tok.encode_chat("Describe.", images=[image])
+    ids, _ = tokenizer.encode_chat("Describe.", images=[image])
     n = len(ids)
-    assert tok.encode_chat("Describe.", images=[image], max_length=n)[0] == ids  # exactly fits
+    assert tokenizer.encode_chat("Describe.", images=[image], max_length=n)[0] == ids  # fits
     with pytest.raises(ValueError, match=f"{n} tokens.*{n - 1}"):
-        tok.encode_chat("Describe.", images=[image], max_length=n - 1)
+        tokenizer.encode_chat("Describe.", images=[image], max_length=n - 1)
     with pytest.raises(ValueError, match=f"{n} tokens.*1024"):
-        tok.encode_chat("Describe.", images=[image], max_length=1024)
+        tokenizer.encode_chat("Describe.", images=[image], max_length=1024)
 
 
 @pytest.mark.parametrize("messages,pattern", [
@@ -250,9 +247,9 @@ def test_max_length(tok):
     ([{"role": "user", "content": ["not", "a", "string"]}], "must be a string"),
 ], ids=["empty", "assistant-first", "two-users", "ends-with-assistant", "system-role",
         "empty-assistant", "assistant-image", "content-not-str"])
-def test_wrong_conversations(tok, messages, pattern):
+def test_wrong_conversations(tokenizer, messages, pattern):
     with pytest.raises(ValueError, match=pattern):
-        tok.encode_conversation(messages)
+        tokenizer.encode_conversation(messages)
 
 
 def test_tokenizer_files(tmp_path):

@@ -9,9 +9,6 @@
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -19,15 +16,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 import minipixtral as mp
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hf_reference import hf_llava_model, hf_pixel_inputs  # noqa: E402
+from minipixtral.reference import hf_pixel_inputs, randomize, relative_error, tiny_config
 
 IDS = mp.ImageTokenIds(img=10, img_break=12, img_end=13)
-
-
-def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 def _photo(rng, width, height):
@@ -36,26 +27,9 @@ def _photo(rng, width, height):
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    config = mp.PixtralConfig(dim=64, n_layers=2, head_dim=16, hidden_dim=128, n_heads=4,
-                              n_kv_heads=2, vision_encoder=mp.VisionConfig(
-                                  hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                  num_attention_heads=2))
-    model = mp.Pixtral(config).eval()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.normal_(0.0, 0.2)
-    return model
-
-
-@pytest.fixture(scope="module")
-def hf_model(model):
-    return hf_llava_model(model)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return mp.Tokenizer.from_file(mp.shipped_tokenizer_file())
+    """tiny_config (decoder 64 wide, vision 32), seeded random weights; conftest.py's
+    hf_model holds the same weights in transformers' Llava."""
+    return randomize(mp.Pixtral(tiny_config()))
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,15 @@
 
 Tiny random models (float32, seeded) with n_heads·head_dim ≠ dim and GQA, as in the real
 model; relative max error ≤ 1e-5 on logits. Negative controls show that the comparison would
-catch a missing q/k permutation or a sliding window. The real configuration is checked on the
-meta device: parameter count, tensor names and shapes of consolidated.safetensors.
+catch a missing q/k permutation or a sliding window. run_layers with the causal mask is what
+forward computes before the norm (and another mask changes it); the options after the images
+are keyword-only, and ids outside the vocabulary are refused on every prefill. The real
+configuration is checked on the meta device: parameter count, tensor names and shapes of
+consolidated.safetensors.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -14,22 +18,18 @@ import pytest
 import torch
 
 import minipixtral as mp
-from hf_reference import (decoder_state_dict_to_hf, hf_llava_model, hf_mistral_model,
-                          hf_pixel_inputs, hf_text_config, randomize, relative_error)
+from minipixtral.reference import (decoder_state_dict_to_hf, hf_llava_model, hf_mistral_model,
+                                   hf_pixel_inputs, hf_text_config, randomize, relative_error,
+                                   tiny_config)
 
-TINY_DECODER = dict(dim=64, n_layers=2, head_dim=24, hidden_dim=128, n_heads=4, n_kv_heads=2)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return mp.Tokenizer.from_file(mp.shipped_tokenizer_file())
+# tiny_config with heads of 24: n_heads · head_dim = 96 ≠ dim = 64, as 4096 ≠ 5120 in Pixtral
+CONFIG = dataclasses.replace(tiny_config(), head_dim=24)
 
 
 @pytest.fixture(scope="module")
 def decoder():
-    config = mp.DecoderConfig(**TINY_DECODER)
-    assert config.n_heads * config.head_dim != config.dim and config.n_kv_heads < config.n_heads
-    return randomize(mp.Decoder(config))
+    assert CONFIG.n_heads * CONFIG.head_dim != CONFIG.dim and CONFIG.n_kv_heads < CONFIG.n_heads
+    return randomize(mp.Decoder(CONFIG))
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +46,7 @@ def decoder_logits(decoder, prompt):
 
 @pytest.fixture(scope="module")
 def pixtral():
-    config = mp.PixtralConfig(**TINY_DECODER, vision_encoder=mp.VisionConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2))
-    return randomize(mp.Pixtral(config), seed=1)
+    return randomize(mp.Pixtral(CONFIG), seed=1)
 
 
 # --- against transformers -----------------------------------------------------------------
@@ -206,6 +204,34 @@ def test_real_config_names_and_shapes(real_on_meta):
     assert not any("bias" in k for k in state if not k.startswith("vision_language_adapter."))
 
 
+# --- run_layers: the blocks that forward and the packed training loss share ---------------
+def test_run_layers_is_forward_before_the_norm(decoder, prompt, decoder_logits):
+    T = len(prompt)
+    with torch.no_grad():
+        h = decoder.tok_embeddings(prompt)
+        hidden = decoder.run_layers(h, torch.arange(T), mp.causal_mask(T, T))
+        assert hidden.shape == (T, decoder.config.dim)
+        by_parts = decoder.output(decoder.norm(hidden))
+        assert torch.equal(decoder.forward_embeddings(h), decoder_logits)
+    assert torch.equal(by_parts, decoder_logits)
+
+
+def test_run_layers_follows_its_mask(decoder, prompt, decoder_logits):
+    """Negative controls: with every key visible (mask None), or with the block-causal mask
+    of two packed halves, the logits of the rows that now see other keys change."""
+    T = len(prompt)
+    half = T // 2
+    with torch.no_grad():
+        h = decoder.tok_embeddings(prompt)
+        unmasked = decoder.output(decoder.norm(decoder.run_layers(h, torch.arange(T))))
+        halves = decoder.output(decoder.norm(decoder.run_layers(
+            h, torch.arange(T), mp.block_causal_mask([half, T - half]))))
+    scale = decoder_logits.abs().max()
+    assert (unmasked - decoder_logits).abs().max() > 1e-2 * scale
+    assert (halves[:half] - decoder_logits[:half]).abs().max() <= 1e-5 * scale  # same keys
+    assert (halves[half:] - decoder_logits[half:]).abs().max() > 1e-2 * scale
+
+
 # --- the causal mask ------------------------------------------------------------------------
 def test_causal_mask_values():
     expected = torch.tensor([[1, 1, 1, 1, 0, 0],
@@ -225,6 +251,29 @@ def test_start_without_cache_is_refused(decoder, pixtral, prompt):
         pixtral(prompt[-1:], start=3)
 
 
+def test_options_after_the_images_are_keyword_only(decoder, pixtral, prompt):
+    cache = mp.new_cache(pixtral, len(prompt))
+    with pytest.raises(TypeError):
+        pixtral(prompt, [], 0, cache)
+    with pytest.raises(TypeError):
+        decoder(prompt, 3)
+    with pytest.raises(TypeError):
+        decoder.forward_embeddings(decoder.tok_embeddings(prompt), 0)
+    assert cache[0].length == 0  # refused before any work
+    with torch.no_grad():
+        assert torch.equal(pixtral(prompt, [], start=0, cache=cache), pixtral(prompt))
+    assert cache[0].length == len(prompt)
+
+
+@pytest.mark.parametrize("ids", [torch.tensor([1, 3, 131072, 4]), torch.tensor([1, -2, 4])],
+                         ids=["too-large", "negative"])
+def test_bad_ids_are_refused_on_a_prefill_with_a_cache(pixtral, ids):
+    cache = mp.new_cache(pixtral, 8)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 131072\)"):
+        pixtral(ids, cache=cache)
+    assert cache[0].length == 0
+
+
 @pytest.mark.parametrize("what, ids, message", [
     ("2-D", torch.tensor([[1, 3, 1000, 4]]), r"1-D LongTensor.*shape \(1, 4\)"),
     ("float", torch.tensor([1.0, 3.0, 4.0]), r"1-D LongTensor.*float32"),
@@ -237,11 +286,7 @@ def test_bad_input_ids(pixtral, what, ids, message):
 
 
 def test_too_long_for_the_context():
-    config = mp.PixtralConfig(**TINY_DECODER, vocab_size=100, max_seq_len=16,
-                              vision_encoder=mp.VisionConfig(hidden_size=8, intermediate_size=8,
-                                                             num_hidden_layers=1,
-                                                             num_attention_heads=1))
-    model = mp.Pixtral(config).eval()
+    model = mp.Pixtral(dataclasses.replace(CONFIG, vocab_size=100, max_seq_len=16)).eval()
     with torch.no_grad():
         assert model(torch.ones(16, dtype=torch.long)).shape == (16, 100)
         with pytest.raises(ValueError, match="17 tokens do not fit the context of 16"):

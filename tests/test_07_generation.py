@@ -7,37 +7,23 @@ checked for reproducibility and, statistically, against softmax(z / T) and the n
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 import minipixtral as mp
-from minipixtral import Pixtral, PixtralConfig, VisionConfig
+from minipixtral import Pixtral, PixtralConfig
+from minipixtral.reference import hf_pixel_inputs, randomize, tiny_config
 
 NEW = 12  # new tokens per generation
 
 
-def tiny_config(**overrides) -> PixtralConfig:
-    return PixtralConfig(dim=64, n_layers=2, head_dim=16, hidden_dim=128, n_heads=4,
-                         n_kv_heads=2, vision_encoder=VisionConfig(
-                             hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                             num_attention_heads=2), **overrides)
-
-
 @pytest.fixture(scope="module")
 def model() -> Pixtral:
-    torch.manual_seed(0)
-    model = Pixtral(tiny_config()).eval()
-    generator = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.normal_(0.0, 0.2, generator=generator)
-    return model
-
-
-@pytest.fixture(scope="module")
-def tokenizer() -> mp.Tokenizer:
-    return mp.Tokenizer.from_file(mp.shipped_tokenizer_file())
+    """tiny_config, seeded random weights; conftest.py's hf_model is its transformers twin."""
+    return randomize(Pixtral(tiny_config()), seed=5)
 
 
 @pytest.fixture(scope="module")
@@ -92,15 +78,8 @@ def test_cache_prefills_once_then_one_token_per_step(model, prompts):
     assert calls.lengths == [len(ids) + i for i in range(4)]
 
 
-@pytest.fixture(scope="module")
-def hf_model(model):
-    from hf_reference import hf_llava_model
-    return hf_llava_model(model)
-
-
 @pytest.mark.parametrize("n_images", [0, 1, 2])
 def test_greedy_equals_transformers_generate(hf_model, prompts, greedy, n_images):
-    from hf_reference import hf_pixel_inputs
     ids, images = prompts[n_images]
     inputs = {"input_ids": torch.tensor([ids])}
     if images:
@@ -209,22 +188,22 @@ def test_model_cache_never_reallocates_and_matches_a_fresh_prefill(model, prompt
     assert cache[0].k.shape == (len(ids) + 3, model.config.n_kv_heads, model.config.head_dim)
     addresses = [(c.k.data_ptr(), c.v.data_ptr()) for c in cache]
     with torch.inference_mode():
-        model(torch.tensor(ids), images, 0, cache)
+        model(torch.tensor(ids), images, cache=cache)
         for token in greedy[1][:2]:
-            last = model(torch.tensor([token]), (), cache[0].length, cache)[-1]
+            last = model(torch.tensor([token]), start=cache[0].length, cache=cache)[-1]
         assert [(c.k.data_ptr(), c.v.data_ptr()) for c in cache] == addresses
         assert cache[0].length == len(ids) + 2
         full = ids + greedy[1][:2]
         fresh = mp.new_cache(model, len(full))
-        reference = model(torch.tensor(full), images, 0, fresh)[-1]
+        reference = model(torch.tensor(full), images, cache=fresh)[-1]
         for ours, theirs in zip(cache, fresh):
             assert torch.allclose(ours.k[:len(full)], theirs.k, atol=1e-5)
             assert torch.allclose(ours.v[:len(full)], theirs.v, atol=1e-5)
         assert torch.allclose(last, reference, atol=1e-4)
         # negative control: the same token fed at a wrong position gives other logits
         cache_wrong = mp.new_cache(model, len(full))
-        model(torch.tensor(full[:-1]), images, 0, cache_wrong)
-        wrong = model(torch.tensor(full[-1:]), (), 0, cache_wrong)[-1]
+        model(torch.tensor(full[:-1]), images, cache=cache_wrong)
+        wrong = model(torch.tensor(full[-1:]), cache=cache_wrong)[-1]
         assert (wrong - reference).abs().max() > 1e-2
 
 
@@ -252,7 +231,7 @@ def test_bad_arguments_fail_before_any_model_call(model, tokenizer, prompts, opt
 
 def test_prompt_that_does_not_fit_the_context(model, prompts):
     ids, images = prompts[1]
-    short = Pixtral(tiny_config(max_seq_len=24)).eval()
+    short = Pixtral(dataclasses.replace(tiny_config(), max_seq_len=24)).eval()
     short.load_state_dict(model.state_dict())
     with CallCounter(short) as calls:
         with pytest.raises(ValueError, match=r"prompt \(16 tokens\) plus max_new_tokens \(9\) is "
@@ -282,7 +261,7 @@ class Parrot(torch.nn.Module):
         self.config = PixtralConfig(n_layers=1, n_kv_heads=1, head_dim=2)
         self.output = torch.nn.Linear(1, 1, bias=False)
 
-    def forward(self, ids, images=(), start=0, cache=None, last_only=False):
+    def forward(self, ids, images=(), *, start=0, cache=None, last_only=False):
         T = len(ids)
         if cache is not None:
             for layer in cache:
@@ -305,8 +284,7 @@ def test_stream_text_holds_back_split_characters(tokenizer):
     assert mp.generate(parrot, [1, 3, 4], max_new_tokens=40, eos_id=tokenizer.eos_id) == script
 
 
-def test_stream_text_holds_back_partial_characters_and_flushes_the_tail():
-    tokenizer = mp.Tokenizer.from_file(mp.shipped_tokenizer_file())
+def test_stream_text_holds_back_partial_characters_and_flushes_the_tail(tokenizer):
     script = tokenizer.encode("naïve café 🦙")          # the llama spans several byte tokens
     parrot = Parrot(script, 3, tokenizer.eos_id)
     pieces = list(mp.stream_text(parrot, tokenizer, [1, 3, 4], max_new_tokens=len(script)))

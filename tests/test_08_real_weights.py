@@ -3,8 +3,10 @@
 Tiny checkpoints are written in the real on-disk formats in tmp_path: Mistral's (params.json +
 consolidated.safetensors + tekken.json), the Hugging Face layout as transformers'
 save_pretrained writes it (the Hub's legacy names), and the same tensors under transformers 5's
-in-memory names. Weights are normal(0, 0.2) so that a missing q/k permutation shows; float32;
-relative max error ≤ 1e-5 on logits. Every bad input must raise a clear, specific error.
+in-memory names. Weights are minipixtral.reference.randomize's (N(0, 0.2), gains 1 + N(0, 0.1))
+so that a missing q/k permutation shows; float32; relative max error ≤ 1e-5 on logits. The
+readers fill the class they are given (Pixtral.from_folder / from_hf_folder pass theirs).
+Every bad input must raise a clear, specific error.
 """
 from __future__ import annotations
 
@@ -22,10 +24,11 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import minipixtral as mp
-from hf_reference import (decoder_state_dict_to_hf, hf_llava_model, hf_pixel_inputs,
-                          randomize, relative_error, vision_state_dict_to_hf)
-from minipixtral.weights import (hf_to_mistral_names, load_folder, load_hf_folder,
-                                 params_dict, read_hf_config, read_params, read_safetensors,
+from minipixtral.hf_layout import hf_to_mistral_names, load_hf_folder, read_hf_config
+from minipixtral.reference import (decoder_state_dict_to_hf, hf_llava_model, hf_pixel_inputs,
+                                   randomize, relative_error, tiny_config,
+                                   vision_state_dict_to_hf)
+from minipixtral.weights import (load_folder, params_dict, read_params, read_safetensors,
                                  save_folder)
 
 
@@ -33,7 +36,7 @@ from minipixtral.weights import (hf_to_mistral_names, load_folder, load_hf_folde
 def folders(tmp_path_factory):
     """{'mistral', 'hf', 'hf_v5'}: one float32 model in the three layouts, + the model."""
     root = tmp_path_factory.mktemp("checkpoints")
-    model = randomize(mp.Pixtral(mp.tiny_config()))
+    model = randomize(mp.Pixtral(tiny_config()))
     mistral = save_folder(model, root / "mistral", mp.shipped_tokenizer_file(), torch.float32)
     hf = hf_llava_model(model)
     hf.save_pretrained(root / "hf")
@@ -46,8 +49,7 @@ def folders(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def prompt():
-    tokenizer = mp.Tokenizer.from_file(mp.shipped_tokenizer_file())
+def prompt(tokenizer):
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (40, 70, 3), dtype=np.uint8))
     ids, images = tokenizer.encode_chat("What is this?", images=[image])
@@ -82,7 +84,7 @@ def test_hf_files_use_the_hub_names(folders):
 @pytest.mark.parametrize("layout", ["mistral", "hf", "hf_v5"])
 def test_every_layout_gives_the_same_weights_and_logits(folders, prompt, reference_logits,
                                                         layout):
-    load = load_folder if layout == "mistral" else load_hf_folder
+    load = mp.Pixtral.from_folder if layout == "mistral" else mp.Pixtral.from_hf_folder
     model = load(folders[layout])
     assert model.config == folders["model"].config
     state, original = model.state_dict(), folders["model"].state_dict()
@@ -95,7 +97,7 @@ def test_every_layout_gives_the_same_weights_and_logits(folders, prompt, referen
 
 def test_greedy_tokens_equal_transformers(folders, prompt):
     ids, images = prompt
-    model = load_hf_folder(folders["hf"])
+    model = mp.Pixtral.from_hf_folder(folders["hf"])
     pixels, sizes = hf_pixel_inputs(images)
     with torch.inference_mode():
         theirs = folders["hf_model"].generate(input_ids=ids[None], pixel_values=pixels,
@@ -157,6 +159,19 @@ def test_pixtral_classmethods(folders, prompt):
     assert torch.equal(logits_of(ours, prompt), logits_of(theirs, prompt))
 
 
+def test_the_readers_fill_the_class_they_are_given(folders, prompt):
+    class Subclass(mp.Pixtral):
+        pass
+
+    expected = logits_of(folders["model"], prompt)
+    for model in [load_folder(Subclass, folders["mistral"], "cpu", torch.float32),
+                  load_hf_folder(Subclass, folders["hf"], "cpu", torch.float32),
+                  Subclass.from_folder(folders["mistral"], device="cpu"),
+                  Subclass.from_hf_folder(folders["hf_v5"], device="cpu")]:
+        assert type(model) is Subclass
+        assert torch.equal(logits_of(model, prompt), expected)
+
+
 # --- safetensors: equal to the library, memory-mapped -------------------------------------------
 
 def test_read_safetensors_equals_load_file(folders):
@@ -216,14 +231,14 @@ def test_read_safetensors_returns_views_of_the_mapped_file(folders):
         assert_views_of_file(copied, path)
 
 
-def test_loading_with_the_file_dtype_shares_the_file(folders, tmp_path):
+def test_loading_with_the_file_dtype_shares_the_file(folders, checkpoint):
     path = folders["mistral"] / "consolidated.safetensors"
-    model = load_folder(folders["mistral"], device="cpu", dtype=torch.float32)
+    model = mp.Pixtral.from_folder(folders["mistral"], device="cpu", dtype=torch.float32)
     assert_views_of_file(dict(model.named_parameters()), path)
-    bf16 = mp.write_tiny_checkpoint(tmp_path / "bf16")
-    kept = load_folder(bf16, dtype=torch.bfloat16)
+    bf16 = checkpoint                                       # written in bfloat16
+    kept = mp.Pixtral.from_folder(bf16, dtype=torch.bfloat16)
     assert_views_of_file(dict(kept.named_parameters()), bf16 / "consolidated.safetensors")
-    converted = load_folder(bf16)                           # float32 on the CPU: a copy
+    converted = mp.Pixtral.from_folder(bf16)                # float32 on the CPU: a copy
     with pytest.raises(AssertionError):
         assert_views_of_file(dict(converted.named_parameters()),
                              bf16 / "consolidated.safetensors")
@@ -238,13 +253,13 @@ def test_writing_into_a_view_leaves_the_file_unchanged(folders):
 
 # --- dtype, device, saving ------------------------------------------------------------------
 
-def test_dtype_defaults_and_choice(tmp_path):
-    folder = mp.write_tiny_checkpoint(tmp_path / "tiny")           # stored in bfloat16
+def test_dtype_defaults_and_choice(checkpoint):
+    folder = checkpoint                                     # written in bfloat16
     assert load_safetensors_dtype(folder) == torch.bfloat16
-    default = load_folder(folder, device="cpu")
+    default = mp.Pixtral.from_folder(folder, device="cpu")
     assert {p.dtype for p in default.parameters()} == {torch.float32}
     assert all(not p.requires_grad for p in default.parameters()) and not default.training
-    bf16 = load_folder(folder, device="cpu", dtype=torch.bfloat16)
+    bf16 = mp.Pixtral.from_folder(folder, device="cpu", dtype=torch.bfloat16)
     assert {p.dtype for p in bf16.parameters()} == {torch.bfloat16}
     assert all(torch.equal(a.float(), b) for a, b in
                zip(bf16.state_dict().values(), default.state_dict().values()))
@@ -256,12 +271,12 @@ def load_safetensors_dtype(folder: Path) -> torch.dtype:
 
 def test_unsupported_dtype_and_device(folders):
     with pytest.raises(ValueError, match="float16 is not supported"):
-        load_folder(folders["mistral"], dtype=torch.float16)
+        mp.Pixtral.from_folder(folders["mistral"], dtype=torch.float16)
     with pytest.raises(ValueError, match="unknown device 'tpu'"):
-        load_folder(folders["mistral"], device="tpu")
+        mp.Pixtral.from_folder(folders["mistral"], device="tpu")
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
-            load_folder(folders["mistral"], device="cuda")
+            mp.Pixtral.from_folder(folders["mistral"], device="cuda")
 
 
 def test_save_folder_round_trip_leaves_no_partial_file(folders, tmp_path):
@@ -269,7 +284,7 @@ def test_save_folder_round_trip_leaves_no_partial_file(folders, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["consolidated.safetensors", "params.json",
                                                      "tekken.json"]
     assert not list(out.glob("*.partial")) and not list(out.glob(".*"))
-    reloaded = load_folder(out, dtype=torch.bfloat16)
+    reloaded = mp.Pixtral.from_folder(out, dtype=torch.bfloat16)
     for name, tensor in folders["model"].state_dict().items():
         assert torch.equal(reloaded.state_dict()[name], tensor.to(torch.bfloat16)), name
     (tmp_path / "p.json").write_text(json.dumps(params_dict(mp.PixtralConfig())))
@@ -288,14 +303,6 @@ def test_interrupted_save_keeps_the_old_file(folders, tmp_path, monkeypatch):
     assert (out / "consolidated.safetensors").read_bytes() == before
 
 
-def test_tiny_checkpoint(tmp_path):
-    folder = mp.write_tiny_checkpoint(tmp_path / "a")
-    again = mp.write_tiny_checkpoint(tmp_path / "b")
-    assert (folder / "consolidated.safetensors").read_bytes() == \
-        (again / "consolidated.safetensors").read_bytes()           # seeded
-    assert load_folder(folder).config == mp.tiny_config()
-
-
 # --- bad inputs: each names the problem -----------------------------------------------------
 
 @pytest.fixture()
@@ -306,19 +313,19 @@ def good(folders, tmp_path):
 
 def test_missing_folder_and_files(good, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint folder"):
-        load_folder(tmp_path / "nowhere")
+        mp.Pixtral.from_folder(tmp_path / "nowhere")
     (good / "params.json").unlink()
     with pytest.raises(FileNotFoundError, match="has no params.json"):
-        load_folder(good)
+        mp.Pixtral.from_folder(good)
 
 
 def test_missing_safetensors_mentions_pickle(good):
     (good / "consolidated.safetensors").rename(good / "consolidated.pth")
     with pytest.raises(FileNotFoundError, match=r"no consolidated\.safetensors.*pickle"):
-        load_folder(good)
+        mp.Pixtral.from_folder(good)
     (good / "consolidated.pth").unlink()
     with pytest.raises(FileNotFoundError, match=r"no consolidated\.safetensors$"):
-        load_folder(good)
+        mp.Pixtral.from_folder(good)
 
 
 def test_truncated_and_corrupt_safetensors(good):
@@ -327,15 +334,15 @@ def test_truncated_and_corrupt_safetensors(good):
     for cut in [len(raw) - 1, len(raw) // 2, 100, 5]:
         path.write_bytes(raw[:cut])
         with pytest.raises(ValueError, match="truncated"):
-            load_folder(good)
+            mp.Pixtral.from_folder(good)
     path.write_bytes(raw[:8] + b"#" * 16 + raw[24:])
     with pytest.raises(ValueError, match="corrupt safetensors header"):
-        load_folder(good)
+        mp.Pixtral.from_folder(good)
     (n,) = struct.unpack("<Q", raw[:8])
     header = raw[8:8 + n].replace(b'"F32"', b'"F99"', 1)
     path.write_bytes(raw[:8] + header + raw[8 + n:])
     with pytest.raises(ValueError, match="corrupt header entry"):
-        load_folder(good)
+        mp.Pixtral.from_folder(good)
 
 
 def test_missing_and_unexpected_keys_are_named(good, folders):
@@ -344,7 +351,7 @@ def test_missing_and_unexpected_keys_are_named(good, folders):
     tensors["layers.0.attention.bias"] = torch.zeros(3)
     save_file(tensors, str(good / "consolidated.safetensors"))
     with pytest.raises(ValueError) as err:
-        load_folder(good)
+        mp.Pixtral.from_folder(good)
     message = str(err.value)
     assert "missing 1 tensor(s): layers.1.attention.wv.weight" in message
     assert "unexpected 1 tensor(s): layers.0.attention.bias" in message
@@ -356,14 +363,14 @@ def test_wrong_shape_names_tensor_expected_and_found(good):
     (good / "params.json").write_text(json.dumps(params))
     with pytest.raises(ValueError, match=re.escape(
             "layers.0.feed_forward.w1.weight has shape (128, 64), the config implies (96, 64)")):
-        load_folder(good)
+        mp.Pixtral.from_folder(good)
 
 
 def test_layouts_are_told_apart(folders):
     with pytest.raises(ValueError, match="Hugging Face layout.*from_hf_folder"):
-        load_folder(folders["hf"])
+        mp.Pixtral.from_folder(folders["hf"])
     with pytest.raises(FileNotFoundError, match="Mistral's layout.*from_folder"):
-        load_hf_folder(folders["mistral"])
+        mp.Pixtral.from_hf_folder(folders["mistral"])
 
 
 @pytest.mark.parametrize("change, message", [
@@ -388,13 +395,13 @@ def test_bad_params_json(good, change, message):
             target[field] = value
     (good / "params.json").write_text(json.dumps(params))
     with pytest.raises(ValueError, match=message):
-        load_folder(good)
+        mp.Pixtral.from_folder(good)
 
 
 def test_params_json_that_is_not_json(good):
     (good / "params.json").write_text("{dim: 64")
     with pytest.raises(ValueError, match="not valid JSON"):
-        load_folder(good)
+        mp.Pixtral.from_folder(good)
 
 
 def test_unknown_extra_field_only_warns(good):
@@ -402,7 +409,7 @@ def test_unknown_extra_field_only_warns(good):
     params["quantization_config"] = {"bits": 4}
     (good / "params.json").write_text(json.dumps(params))
     with pytest.warns(UserWarning, match="'quantization_config' is not used"):
-        load_folder(good)
+        mp.Pixtral.from_folder(good)
 
 
 def test_bad_hf_config(folders, tmp_path):
@@ -412,7 +419,7 @@ def test_bad_hf_config(folders, tmp_path):
                                 ("vision_feature_select_strategy", "default", "'default'")]:
         (folder / "config.json").write_text(json.dumps(dict(config, **{key: value})))
         with pytest.raises(ValueError, match=message):
-            load_hf_folder(folder)
+            mp.Pixtral.from_hf_folder(folder)
     (folder / "config.json").write_text(json.dumps({"model_type": "llava"}))
     with pytest.raises(ValueError, match="not the config.json of a Llava/Pixtral model"):
-        load_hf_folder(folder)
+        mp.Pixtral.from_hf_folder(folder)

@@ -12,22 +12,15 @@ import torch
 import torch.nn.functional as F
 
 import minipixtral as mp
-from minipixtral import Pixtral, PixtralConfig, VisionConfig
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return mp.Tokenizer.from_file(mp.shipped_tokenizer_file())
+from minipixtral import Pixtral
+from minipixtral.reference import trained_config
 
 
 @pytest.fixture(scope="module")
 def small_model():
+    """The configuration lesson 09 trains, with PyTorch's initial weights (seeded)."""
     torch.manual_seed(0)
-    config = PixtralConfig(dim=32, n_layers=2, head_dim=16, hidden_dim=64, n_heads=4,
-                           n_kv_heads=2, vision_encoder=VisionConfig(
-                               hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                               num_attention_heads=2))
-    return Pixtral(config).eval()
+    return Pixtral(trained_config()).eval()
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +104,8 @@ def test_block_causal_mask_and_positions():
 
 
 def _packed_logits(model, packed, mask):
-    h = model.embed(packed.ids, packed.images)
-    angles = mp.rope_angles_1d(packed.positions, model.config.head_dim, model.config.rope_theta)
-    for layer in model.layers:
-        h = layer(h, angles, mask)
+    """Every row's logits over the full vocabulary: the long way round of packed_loss."""
+    h = model.run_layers(model.embed(packed.ids, packed.images), packed.positions, mask)
     return model.output(model.norm(h))
 
 
@@ -204,7 +195,7 @@ def test_shipped_checkpoint_is_small_and_complete():
     assert names == ["consolidated.safetensors", "params.json"]
     assert sum((folder / n).stat().st_size for n in names) <= 20e6
     config = mp.read_params(folder / "params.json")
-    assert config == mp.small_config()
+    assert config == trained_config()
     assert config.vocab_size == 131072
 
 

@@ -17,21 +17,12 @@ import torch
 from PIL import Image
 
 import minipixtral as mp
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return mp.write_tiny_checkpoint(tmp_path_factory.mktemp("tiny"))
+from minipixtral.reference import mistral_image_encoder
 
 
 @pytest.fixture(scope="module")
 def model(checkpoint):
     return mp.Pixtral.from_folder(checkpoint, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return mp.Tokenizer.from_file(mp.shipped_tokenizer_file())
 
 
 def _file(tmp_path, name, data: bytes):
@@ -74,16 +65,12 @@ def test_huge_image_file_is_refused_without_reading_it(tmp_path):
 @pytest.mark.parametrize("mode", ["I;16", "CMYK"])
 def test_unusual_modes_equal_mistral_common(mode):
     from mistral_common.protocol.instruct.chunk import ImageChunk
-    from mistral_common.tokens.tokenizers.image import (ImageConfig, ImageEncoder,
-                                                        SpecialImageIDs)
     rng = np.random.default_rng(0)
     if mode == "I;16":
         image = Image.fromarray(rng.integers(0, 300, (20, 30), dtype=np.uint16))
     else:
         image = Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).convert(mode)
-    encoder = ImageEncoder(ImageConfig(image_patch_size=16, max_image_size=1024),
-                           SpecialImageIDs(img=10, img_break=12, img_end=13))
-    reference = torch.from_numpy(encoder(ImageChunk(image=image)).image)
+    reference = torch.from_numpy(mistral_image_encoder()(ImageChunk(image=image)).image)
     assert (mp.load_image(image) - reference).abs().max() < 1e-5
 
 

@@ -38,7 +38,7 @@ def photo(tmp_path_factory) -> Path:
     return path
 
 
-def test_describe_with_the_defaults():
+def test_describe_with_the_defaults(tokenizer):
     """No --model: the trained tiny Pixtral of lesson 09 answers about its demo picture (a red
     circle on the left, a blue triangle on the right), offline."""
     result = run("describe", "--device", "cpu")
@@ -47,8 +47,7 @@ def test_describe_with_the_defaults():
     assert "How many shapes are there?" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout.strip() == "two"
     # the demo picture is 64×32: 2 rows of 4 [IMG], each row closed by [IMG_BREAK] / [IMG_END]
-    ids, _ = mp.Tokenizer.from_file(mp.shipped_tokenizer_file()).encode_chat(
-        "How many shapes are there?", images=[mp.demo_picture()])
+    ids, _ = tokenizer.encode_chat("How many shapes are there?", images=[mp.demo_picture()])
     assert f"({len(ids)} prompt tokens, 1 new token in" in result.stderr   # "two", then </s>
     result = run("describe", "--device", "cpu", "--prompt",
                  "What colour is the shape on the left?")
@@ -68,8 +67,8 @@ def test_describe_a_picture_of_ours_with_the_built_in_model(tmp_path):
     assert result.stdout.strip() == "three"
 
 
-def test_describe_with_model_and_image(tmp_path, photo):
-    folder = mp.write_tiny_checkpoint(tmp_path / "model")
+def test_describe_with_model_and_image(checkpoint, photo):
+    folder = checkpoint
     result = run("describe", photo, "--model", folder, "--prompt", "What is this?",
                  "--max-new-tokens", 5, "--device", "cpu")
     assert result.returncode == 0, result.stderr
@@ -82,9 +81,8 @@ def test_describe_with_model_and_image(tmp_path, photo):
     assert f"({len(ids)} prompt tokens" in result.stderr
 
 
-def test_a_bad_image_is_one_error_line(tmp_path, capsys):
-    folder = mp.write_tiny_checkpoint(tmp_path / "model")
-    assert main(["describe", str(tmp_path / "missing.jpg"), "--model", str(folder)]) == 2
+def test_a_bad_image_is_one_error_line(tmp_path, capsys, checkpoint):
+    assert main(["describe", str(tmp_path / "missing.jpg"), "--model", str(checkpoint)]) == 2
     err = capsys.readouterr().err.split("\r")[-1]      # after the (erased) loading bar
     assert err.startswith("error: no image file") and "missing.jpg" in err
     assert err.count("\n") == 1
@@ -101,16 +99,14 @@ def test_a_bad_model_folder(tmp_path, capsys, photo, make, message):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
-def test_cuda_without_a_gpu(tmp_path, capsys, photo):
-    folder = mp.write_tiny_checkpoint(tmp_path / "model")
-    assert main(["describe", str(photo), "--model", str(folder), "--device", "cuda"]) == 2
+def test_cuda_without_a_gpu(capsys, photo, checkpoint):
+    assert main(["describe", str(photo), "--model", str(checkpoint), "--device", "cuda"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: device 'cuda' was requested but CUDA is not available")
 
 
-def test_unknown_device(tmp_path, capsys, photo):
-    folder = mp.write_tiny_checkpoint(tmp_path / "model")
-    assert main(["describe", str(photo), "--model", str(folder), "--device", "tpu"]) == 2
+def test_unknown_device(capsys, photo, checkpoint):
+    assert main(["describe", str(photo), "--model", str(checkpoint), "--device", "tpu"]) == 2
     assert capsys.readouterr().err.startswith("error: unknown device 'tpu'")
 
 

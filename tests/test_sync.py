@@ -27,7 +27,8 @@ def test_exercises_are_generated_from_the_solutions():
 
 
 def test_every_lesson_from_01_has_solutions_and_exercises():
-    lessons = {p.name for p in (export.ROOT / "notebooks").glob("*.ipynb")}
+    """Lessons are numbered; appendices (A_references.ipynb, lettered) have no exercises."""
+    lessons = {p.name for p in (export.ROOT / "notebooks").glob("[0-9]*.ipynb")}
     solutions = {p.name for p in (export.ROOT / "solutions").glob("*.ipynb")}
     assert lessons == solutions, f"lessons without solutions: {sorted(lessons - solutions)}; " \
                                  f"solutions without a lesson: {sorted(solutions - lessons)}"

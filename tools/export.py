@@ -29,7 +29,7 @@ from pathlib import Path
 
 import nbformat
 
-from sync import check, write
+from sync import check_or_write
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "minipixtral"
@@ -135,15 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / PACKAGE,
                         help="where to write the package (default: minipixtral/)")
     args = parser.parse_args(argv)
-    files = render()
-    if args.check:
-        return check(files, args.out, "*.py", f"{args.out.name}/{{name}} differs from what "
-                     "the notebooks export", f"{args.out.name}/{{name}} is exported by no notebook",
-                     "Run `python tools/export.py` (and move hand edits into the notebooks).")
-    write(files, args.out, "*.py")
-    print(f"exported {len(files)} files to {args.out}")
-    return 0
-
+    return check_or_write(
+        render(), args.out, "*.py", args.check,
+        stale_says=f"{args.out.name}/{{name}} differs from what the notebooks export",
+        extra_says=f"{args.out.name}/{{name}} is exported by no notebook",
+        fix="Run `python tools/export.py` (and move hand edits into the notebooks).",
+        wrote="exported {n} files to {folder}")
 
 if __name__ == "__main__":
     sys.exit(main())

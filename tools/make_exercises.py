@@ -28,7 +28,7 @@ from pathlib import Path
 
 import nbformat
 
-from sync import check, write
+from sync import check_or_write
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN = re.compile(r"^(\s*)### BEGIN SOLUTION(?::\s*(.*))?$")
@@ -115,15 +115,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="only compare with exercises/ on disk; exit 1 if stale")
     parser.add_argument("--out", type=Path, default=ROOT / "exercises")
     args = parser.parse_args(argv)
-    files = render()
-    if args.check:
-        return check(files, args.out, "*.ipynb", "exercises/{name} is stale: solutions/{name} "
-                     "changed", "exercises/{name} has no solutions/{name}",
-                     "Run `python tools/make_exercises.py`.")
-    write(files, args.out, "*.ipynb")
-    print(f"wrote {len(files)} exercise notebooks to {args.out}")
-    return 0
-
+    return check_or_write(
+        render(), args.out, "*.ipynb", args.check,
+        stale_says="exercises/{name} is stale: solutions/{name} changed",
+        extra_says="exercises/{name} has no solutions/{name}",
+        fix="Run `python tools/make_exercises.py`.",
+        wrote="wrote {n} exercise notebooks to {folder}")
 
 if __name__ == "__main__":
     sys.exit(main())

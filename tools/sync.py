@@ -35,3 +35,14 @@ def check(files: dict[str, str], folder: Path, pattern: str, stale_says: str,
         print(fix)
         return 1
     return 0
+
+
+def check_or_write(files: dict[str, str], folder: Path, pattern: str, only_check: bool, *,
+                   stale_says: str, extra_says: str, fix: str, wrote: str) -> int:
+    """A generator's last step: with only_check, `check` (exit status 1 when stale);
+    otherwise `write` and print `wrote` ("{n}" files, "{folder}"). Returns the exit status."""
+    if only_check:
+        return check(files, folder, pattern, stale_says, extra_says, fix)
+    write(files, folder, pattern)
+    print(wrote.format(n=len(files), folder=folder))
+    return 0

@@ -3,7 +3,7 @@
     python tools/train_tiny.py                   # the full run: writes minipixtral/data/tiny_pixtral/
     python tools/train_tiny.py --steps 300 --out /tmp/tiny --threads 1   # a quick try
 
-The model is `minipixtral.small_config()` (Pixtral's structure and its 131 072-token
+The model is `minipixtral.reference.trained_config()` (Pixtral's structure and its 131 072-token
 vocabulary, small widths), trained with `minipixtral.train` on fresh synthetic samples
 (lesson 09), then evaluated by exact match on 200 held-out samples (seed 1234, greedy
 decoding over the full vocabulary). The folder gets params.json and
@@ -25,6 +25,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bar when loading the r
 import torch
 
 import minipixtral as mp
+from minipixtral.reference import trained_config
 
 ROOT = Path(__file__).resolve().parent.parent
 HELD_OUT_SEED = 1234
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     tokenizer = mp.Tokenizer.from_file(mp.shipped_tokenizer_file())
-    model = mp.Pixtral(mp.small_config())
+    model = mp.Pixtral(trained_config())
     print(f"{sum(p.numel() for p in model.parameters()):,} parameters; {args.steps} steps of "
           f"{args.batch_size} samples on {args.threads} thread(s), {platform.processor() or 'cpu'}"
           f"; load average before: {os.getloadavg()[0]:.2f}", flush=True)
