@@ -1,58 +1,219 @@
-"""The grading command: passed / not done / failed per exercise, a score, a CSV."""
+"""The grader: the course's checks run, not the student's; every trick gets its exact status.
+
+Tricks tried on lesson 00's exercises (three exercises, a fast setup): a check cell replaced
+by a print, asserts replaced by `pass`, a deleted exercise section, an answer that calls the
+package's own implementation, an endless loop, an answer that passes the visible checks but
+not the hidden ones, an empty notebook, an empty file, a notebook of no lesson. A folder of
+mixed submissions gives the CSV and Gradescope's results.json.
+"""
+import copy
 import csv
+import json
 import shutil
 from pathlib import Path
 
 import nbformat
+import pytest
 
-from minipixtral.grade import grade_notebook, main
+from minipixtral.grade import (STATUSES, ExerciseResult, course_folder, grade_notebook, main,
+                               report, uses_reference)
 
 ROOT = Path(__file__).resolve().parent.parent
+EXERCISES = ROOT / "exercises" / "00_overview.ipynb"
 SOLUTION = ROOT / "solutions" / "00_overview.ipynb"
+HIDDEN = Path(__file__).resolve().parent / "hidden_checks"
+
+RIGHT = {"0.1": 'def image_token_ids(tekken):\n    return tuple(tekken.get_special_token(n) for n '
+                'in ("[IMG]", "[IMG_BREAK]", "[IMG_END]"))',
+         "0.2": 'def encode_prompt(tekken, text):\n    inst = tekken.get_special_token("[INST]")\n'
+                '    end = tekken.get_special_token("[/INST]")\n'
+                '    return [tekken.bos_id, inst] + tekken.encode(text, bos=False, eos=False)'
+                ' + [end]',
+         "0.3": "N_PARAMETERS = 12_682_739_712\n\ndef weights_gigabytes(n, dtype):\n"
+                "    return n * torch.finfo(dtype).bits / 8 / 1e9"}
 
 
-def _edited(tmp_path, name, edit):
-    nb = nbformat.read(SOLUTION, as_version=4)
-    edit(nb.cells)
-    path = tmp_path / name
-    nbformat.write(nb, path)
-    return path
+def student(tmp_path: Path, name: str, answers: dict[str, str], edit=None) -> Path:
+    """The course's exercise notebook with these answers (the others left as stubs), edited
+    further by edit(cells), written to tmp_path / name."""
+    nb = nbformat.read(EXERCISES, as_version=4)
+    for cell in nb.cells:
+        role = cell.metadata.get("minipixtral", {})
+        if role.get("role") == "answer" and role["exercise"] in answers:
+            cell.source = answers[role["exercise"]]
+    if edit is not None:
+        edit(nb.cells)
+    nbformat.write(nb, tmp_path / name)
+    return tmp_path / name
 
 
-def _replace(cells, old, new):
-    cell = next(c for c in cells if c.cell_type == "code" and old in c.source)
-    cell.source = cell.source.replace(old, new)
+def check_cell(cells, exercise: str):
+    return next(c for c in cells if c.metadata.get("minipixtral", {}).get("id") == f"{exercise}/1")
 
 
-def test_solutions_pass_and_a_wrong_answer_fails_with_the_checks_message(tmp_path):
-    assert [r.status for r in grade_notebook(SOLUTION)] == ["passed"] * 3
-    wrong = _edited(tmp_path, "wrong.ipynb",
-                    lambda cells: _replace(cells, "bits / 8 / 1e9", "bits / 8 / 1e6"))
-    results = grade_notebook(wrong)
-    assert [r.status for r in results] == ["passed", "passed", "failed"]
-    assert "AssertionError" in results[2].message and "expected about" in results[2].message
+def statuses(results) -> list[tuple[str, str]]:
+    return [(r.exercise, r.status) for r in results]
 
 
-def test_a_removed_check_is_not_a_pass(tmp_path):
-    def drop_check(cells):
-        index = next(i for i, c in enumerate(cells) if "Exercise 0.1 passed" in c.source)
-        del cells[index]
-    results = grade_notebook(_edited(tmp_path, "nocheck.ipynb", drop_check))
-    assert results[0].status == "failed" and "check did not run" in results[0].message
+def test_an_honest_solution_passes_and_untouched_exercises_are_not_done():
+    assert statuses(grade_notebook(SOLUTION)) == [("0.1", "passed"), ("0.2", "passed"),
+                                                  ("0.3", "passed")]
+    untouched = grade_notebook(EXERCISES)
+    assert {r.status for r in untouched} == {"not done"}
+    assert all(f"Exercise {r.exercise} is not done yet" in r.message for r in untouched)
 
 
-def test_folder_of_submissions_to_csv(tmp_path, capsys):
-    submissions = tmp_path / "submissions"
-    submissions.mkdir()
-    shutil.copy(SOLUTION, submissions / "alice.ipynb")
-    shutil.copy(ROOT / "exercises" / "00_overview.ipynb", submissions / "bob.ipynb")
-    assert main([str(submissions), "--csv", str(tmp_path / "grades.csv")]) == 1
-    rows = list(csv.DictReader(open(tmp_path / "grades.csv")))
-    assert [(Path(r["notebook"]).name, r["status"]) for r in rows] == \
-        [("alice.ipynb", "passed")] * 3 + [("bob.ipynb", "not done")] * 3
-    assert "score: 3/3" in capsys.readouterr().out
+def test_tricks_get_their_exact_status(tmp_path):
+    def print_instead_of_check(cells):      # 0.1: a wrong answer, its check made harmless
+        check_cell(cells, "0.1").source = 'print("Exercise 0.1 passed")'
+
+    tricky = student(tmp_path, "tricky.ipynb", {
+        "0.1": "def image_token_ids(tekken):\n    return (10, 11, 12)",
+        "0.2": "def encode_prompt(tekken, text):\n    return tokenizer.encode_chat(text)[0]",
+        "0.3": "N_PARAMETERS = 12_682_739_712\n\ndef weights_gigabytes(n, dtype):\n"
+               "    while True:\n        pass"}, print_instead_of_check)
+    results = grade_notebook(tricky, timeout=8)
+    assert statuses(results) == [("0.1", "failed"), ("0.2", "uses the reference"),
+                                 ("0.3", "timed out")]
+    assert "expected (10, 12, 13)" in results[0].message     # the course's check, its message
+    assert "encode_chat" in results[1].message
+    assert "8 s" in results[2].message
+    assert [r.points for r in results] == [0, 0, 0]
 
 
-def test_missing_notebook_is_a_clear_error(tmp_path, capsys):
-    assert main([str(tmp_path / "nope.ipynb")]) == 2
-    assert "no notebook at" in capsys.readouterr().err
+def test_asserts_replaced_by_pass_and_a_deleted_section(tmp_path):
+    def tamper(cells):
+        check = check_cell(cells, "0.1")
+        check.source = check.source.replace("assert got == expected", "pass  #")
+        heading = next(i for i, c in enumerate(cells) if c.source.startswith("## Exercise 0.3"))
+        del cells[heading:heading + 3]                          # heading, answer, check
+
+    results = grade_notebook(student(tmp_path, "03_deleted.ipynb", {
+        "0.1": "def image_token_ids(tekken):\n    return (1, 2, 3)", "0.2": RIGHT["0.2"]},
+        tamper))
+    assert statuses(results) == [("0.1", "failed"), ("0.2", "passed"), ("0.3", "missing")]
+    assert "no answer to Exercise 0.3" in results[2].message
+
+
+def test_hidden_checks_run_after_the_visible_ones(tmp_path):
+    hard_coded = ("N_PARAMETERS = 12_682_739_712\n\ndef weights_gigabytes(n, dtype):\n"
+                  "    return {torch.float32: 50.730958848}.get(dtype, 25.365479424)")
+    notebook = student(tmp_path, "hard.ipynb", {**RIGHT, "0.3": hard_coded})
+    assert statuses(grade_notebook(notebook))[2] == ("0.3", "passed")       # visible only
+    results = grade_notebook(notebook, hidden=HIDDEN)
+    assert statuses(results) == [("0.1", "passed"), ("0.2", "passed"), ("0.3", "failed")]
+    assert results[2].message.startswith("hidden check: AssertionError: a billion float64")
+    assert statuses(grade_notebook(student(tmp_path, "right.ipynb", RIGHT), hidden=HIDDEN)) \
+        == [("0.1", "passed"), ("0.2", "passed"), ("0.3", "passed")]
+
+
+def test_helper_cells_a_student_adds_are_part_of_the_answer(tmp_path):
+    def add_helper(cells):
+        answer = next(i for i, c in enumerate(cells)
+                      if c.metadata.get("minipixtral", {}).get("exercise") == "0.3")
+        cells.insert(answer, nbformat.v4.new_code_cell("def bytes_per_value(dtype):\n"
+                                                       "    return torch.finfo(dtype).bits / 8"))
+    notebook = student(tmp_path, "helper.ipynb", {**RIGHT, "0.3": (
+        "N_PARAMETERS = 12_682_739_712\n\ndef weights_gigabytes(n, dtype):\n"
+        "    return n * bytes_per_value(dtype) / 1e9")}, add_helper)
+    assert {r.status for r in grade_notebook(notebook)} == {"passed"}
+
+
+@pytest.mark.parametrize("answer, reference, hit", [
+    ("from minipixtral.layers import FeedForward\nffn = FeedForward(64, 128)", ["FeedForward"],
+     "FeedForward"),
+    ("def f(d, t):\n    return mp.rope_frequencies(d, t)", ["rope_frequencies"],
+     "rope_frequencies"),
+    ("import minipixtral.rope as r\nf = r.rope_frequencies(8, 1e4)", ["rope_frequencies"],
+     "rope_frequencies"),
+    ("def f(x):\n    return apply_rope(x, angles)", ["apply_rope"], "apply_rope"),  # setup's
+    ("from minipixtral import *", ["RMSNorm"], "*"),
+    ("def rope_frequencies_mine(d, t):\n    return 1 / t ** (torch.arange(0, d, 2) / d)",
+     ["rope_frequencies"], None),
+    ("def f(x):\n    return mp.load_image(x)", ["rope_frequencies"], None),
+])
+def test_answers_that_call_the_package_are_found(answer, reference, hit):
+    setup = "import minipixtral as mp\nfrom minipixtral import apply_rope, load_image"
+    assert uses_reference(answer, setup, reference) == hit
+
+
+def test_every_course_exercise_names_what_it_must_not_call():
+    """The course's copy carries each answer's reference names (the grader's only source)."""
+    for path in sorted(course_folder().glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        assert nb.metadata["minipixtral"]["lesson"] == path.stem
+        answers = [c.metadata["minipixtral"] for c in nb.cells
+                   if c.metadata.get("minipixtral", {}).get("role") == "answer"]
+        assert answers and all("reference" in a for a in answers), path.name
+
+
+def test_points_from_the_course_copy(tmp_path):
+    course = tmp_path / "course"
+    course.mkdir()
+    for path in course_folder().glob("*.ipynb"):
+        shutil.copy(path, course / path.name)
+    nb = nbformat.read(course / EXERCISES.name, as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("minipixtral", {}).get("exercise") == "0.2":
+            cell.metadata["minipixtral"]["points"] = 3
+    nbformat.write(nb, course / EXERCISES.name)
+    submission = student(tmp_path, "points.ipynb", {"0.1": RIGHT["0.1"], "0.2": RIGHT["0.2"]})
+    results = grade_notebook(submission, course=course)
+    assert [(r.points, r.max_points) for r in results] == [(1, 1), (3, 3), (0, 1)]
+    assert "score: 4/5 points (2 of 3 exercises passed)" in report(submission, results)
+
+
+def test_a_folder_gives_csv_and_gradescope_and_never_stops_early(tmp_path, capsys):
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    shutil.copy(SOLUTION, folder / "alice.ipynb")
+    shutil.copy(EXERCISES, folder / "bob.ipynb")
+    empty = copy.deepcopy(nbformat.read(EXERCISES, as_version=4))
+    empty.cells = []
+    nbformat.write(empty, folder / "carol.ipynb")                 # no cells: all missing
+    (folder / "dave.ipynb").write_text("")                       # an empty file
+    other = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    nbformat.write(other, folder / "erin.ipynb")                 # a notebook of no lesson
+    code = main([str(folder), "--csv", str(tmp_path / "grades.csv"),
+                 "--gradescope", str(tmp_path / "results.json")])
+    assert code == 1
+    rows = [(Path(r["notebook"]).name, r["exercise"], r["status"], r["points"])
+            for r in csv.DictReader(open(tmp_path / "grades.csv"))]
+    assert rows[:9] == [("alice.ipynb", f"0.{k}", "passed", "1") for k in (1, 2, 3)] + \
+        [("bob.ipynb", f"0.{k}", "not done", "0") for k in (1, 2, 3)] + \
+        [("carol.ipynb", f"0.{k}", "missing", "0") for k in (1, 2, 3)]
+    assert rows[9:] == [("dave.ipynb", "-", "failed", "0"), ("erin.ipynb", "-", "failed", "0")]
+    out = capsys.readouterr().out
+    assert "not a readable notebook" in out and "names no lesson of the course" in out
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["score"] == 3 and len(results["tests"]) == 11
+    first = results["tests"][0]
+    assert set(first) == {"name", "score", "max_score", "output", "visibility"}
+    assert first["name"] == "alice.ipynb: Exercise 0.1" and first["output"] == "passed"
+
+
+def test_exit_codes(tmp_path, capsys):
+    assert main([str(SOLUTION)]) == 0
+    assert main([str(tmp_path / "nope.ipynb")]) == 1
+    assert "no notebook at" in capsys.readouterr().out
+    assert main([str(tmp_path)]) == 2                            # an empty folder
+    assert "no notebook found" in capsys.readouterr().err
+
+
+def test_a_course_notebook_without_exercises_is_refused(tmp_path):
+    course = tmp_path / "course"
+    course.mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nb.metadata["minipixtral"] = {"lesson": "42_nothing"}
+    nbformat.write(nb, course / "42_nothing.ipynb")
+    with pytest.raises(ValueError, match="has no exercise to grade"):
+        grade_notebook(course / "42_nothing.ipynb", course=course)
+
+
+def test_messages_are_wrapped_never_cut():
+    message = "AssertionError: " + " ".join(f"word{k}" for k in range(80))
+    text = report(Path("x.ipynb"), [ExerciseResult("x.ipynb", "3.3", "failed", message)])
+    assert all(len(line) <= 100 for line in text.splitlines())
+    assert " ".join(text.split()).count("word79") == 1 and "word0" in text
+    assert set(STATUSES) == {"passed", "not done", "failed", "missing", "timed out",
+                             "uses the reference"}

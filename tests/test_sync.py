@@ -63,3 +63,37 @@ def test_marked_blocks_become_stubs_that_raise(tmp_path):
 def test_malformed_markers_are_refused(tmp_path, source, problem):
     with pytest.raises(SystemExit, match=problem):
         make_exercises.exercise_notebook(_notebook(tmp_path, source))
+
+
+def test_cells_get_the_graders_roles_and_solution_notes_are_left_out(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import torch"),
+                nbformat.v4.new_markdown_cell("## Exercise 7.1 — double"),
+                nbformat.v4.new_code_cell("def f(x):\n    ### BEGIN SOLUTION: double x\n"
+                                          "    return 2 * x\n    ### END SOLUTION"),
+                nbformat.v4.new_markdown_cell("**Solution notes.** Some add x to itself."),
+                nbformat.v4.new_code_cell("assert f(2) == 4"),
+                nbformat.v4.new_code_cell("print('Exercise 7.1 passed')")]
+    nb.cells[2].metadata["minipixtral"] = {"reference": ["double"], "points": 2}
+    nb.cells[3].metadata["minipixtral"] = {"solution_only": True}
+    path = tmp_path / "07_demo.ipynb"
+    nbformat.write(nb, path)
+    out = make_exercises.exercise_notebook(path)
+    assert out.metadata["minipixtral"] == {"lesson": "07_demo"}
+    roles = [c.metadata.get("minipixtral") for c in out.cells if c.cell_type == "code"]
+    assert roles == [{"role": "setup"},
+                     {"role": "answer", "exercise": "7.1", "reference": ["double"], "points": 2},
+                     {"role": "check", "exercise": "7.1", "id": "7.1/1"},
+                     {"role": "check", "exercise": "7.1", "id": "7.1/2"}]
+    assert "Solution notes" not in "".join(c.source for c in out.cells)
+    assert "Solution notes" in "".join(c.source for c in nb.cells)           # negative control
+
+
+def test_a_blank_outside_its_section_is_refused(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("## Exercise 7.2 — the second one"),
+                nbformat.v4.new_code_cell("### BEGIN SOLUTION: a\nx = 1\n### END SOLUTION")]
+    path = tmp_path / "07_demo.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(SystemExit, match="sits in the section of Exercise 7.2"):
+        make_exercises.exercise_notebook(path)

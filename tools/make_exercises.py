@@ -15,6 +15,19 @@ order the markers appear; the notebook's markdown must name each one ("Exercise 
 the student can find it. Outputs are cleared. The check cell after each exercise then fails
 with that message until the student fills the blank in.
 
+For the grader (`python -m minipixtral.grade`), which runs the course's own setup and check
+cells and only the student's answers, every code cell gets a role in its metadata
+(`metadata["minipixtral"]`): `{"role": "setup"}` before the first exercise heading (a
+markdown cell starting with `#` and naming "Exercise N.k"), `{"role": "answer", "exercise":
+"N.k"}` for the cell with the blank, plus whatever the solution cell's own `minipixtral`
+metadata says (`points`, default 1; `reference`, the package names the answer must not call),
+and `{"role": "check", "exercise": "N.k", "id": "N.k/1"}` for the other code cells of the
+exercise's section. The notebook's metadata names its lesson (`{"lesson": "NN_topic"}`).
+
+A cell whose metadata says `{"minipixtral": {"solution_only": true}}` (the notes after a
+solution: the mistakes students make and how the check names them) stays in the solutions
+and is left out of the exercises.
+
     python tools/make_exercises.py            write exercises/
     python tools/make_exercises.py --check    exit 1 (and say which) if exercises/ is stale
 """
@@ -75,27 +88,57 @@ def blank_cell(source: str, lesson: int, counter: list[int], where: str) -> str:
     return "\n".join(out)
 
 
+HEADING = re.compile(r"Exercise (\d+\.\d+)")
+
+
+def role(cell, section: str | None, number: str | None, checks: list[int], where: str) -> dict:
+    """The grader's metadata of one code cell (see the module's docstring)."""
+    own = dict(cell.metadata.get("minipixtral", {}))
+    if number is not None:  # the cell holds the blank of exercise `number`
+        if section is not None and section != number:
+            raise SystemExit(f"{where}: the blank of Exercise {number} sits in the section of "
+                             f"Exercise {section}")
+        return {"role": "answer", "exercise": number, **own}
+    if section is None:
+        return {"role": "setup"}
+    checks[0] += 1
+    return {"role": "check", "exercise": section, "id": f"{section}/{checks[0]}"}
+
+
 def exercise_notebook(path: Path) -> nbformat.NotebookNode:
     """The student version of one solution notebook."""
     nb = nbformat.read(path, as_version=4)
     lesson = lesson_number(path)
     counter = [0]
     cells = []
+    section, checks = None, [0]
     for index, cell in enumerate(nb.cells):
+        if cell.metadata.get("minipixtral", {}).get("solution_only"):
+            continue
         cell = copy.deepcopy(cell)
         cell.pop("id", None)
+        heading = HEADING.search(cell.source) if cell.cell_type == "markdown" else None
+        if heading and cell.source.lstrip().startswith("#"):
+            section, checks = heading.group(1), [0]
         if cell.cell_type == "code":
-            cell.source = blank_cell(cell.source, lesson, counter, f"{path.name} cell {index}")
+            where = f"{path.name} cell {index}"
+            before = counter[0]
+            cell.source = blank_cell(cell.source, lesson, counter, where)
+            if counter[0] > before + 1:
+                raise SystemExit(f"{where}: one blank per cell (a cell has {counter[0] - before})")
+            number = f"{lesson}.{counter[0]}" if counter[0] > before else None
+            cell.metadata["minipixtral"] = role(cell, section, number, checks, where)
             cell.outputs = []
             cell.execution_count = None
         cells.append(cell)
     if counter[0] == 0:
         raise SystemExit(f"{path}: no `### BEGIN SOLUTION` block, so no exercise")
-    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    markdown = "\n".join(c.source for c in cells if c.cell_type == "markdown")
     for k in range(1, counter[0] + 1):
         if f"Exercise {lesson}.{k}" not in markdown:
             raise SystemExit(f"{path}: no markdown cell introduces 'Exercise {lesson}.{k}'")
-    out = nbformat.v4.new_notebook(metadata=nb.metadata)
+    out = nbformat.v4.new_notebook(metadata=copy.deepcopy(nb.metadata))
+    out.metadata["minipixtral"] = {"lesson": path.stem}
     out.cells = [nbformat.v4.new_markdown_cell(BANNER.format(name=path.name))] + cells
     for cell in out.cells:  # stable ids, so that regenerating changes nothing
         cell.pop("id", None)
