@@ -46,12 +46,15 @@ class ExerciseResult:
 
 @dataclass
 class Exercise:
-    """One exercise of the course's copy: its check cells, the package names its answer
-    must not call, its points."""
+    """One exercise of the course's copy: the course's own cells of its section (checks after
+    the answer; before it, e.g., the buggy function of a find-the-bug exercise), the package
+    names its answer must not call, its points."""
     number: str
-    checks: list = field(default_factory=list)
+    checks: list = field(default_factory=list)     # after the answer
+    before: list = field(default_factory=list)     # the course's cells before the answer
     reference: list[str] = field(default_factory=list)
     points: float = 1.0
+    answered: bool = False
 
 
 # %% notebooks/B_grading.ipynb, cell 6
@@ -67,12 +70,14 @@ def course_plan(course) -> tuple[list, list[Exercise]]:
         role = _role(cell)
         if role.get("role") == "setup":
             setup.append(cell)
-        elif role.get("role") == "answer":
-            exercises[role["exercise"]] = Exercise(
-                role["exercise"], [], list(role.get("reference", [])),
-                float(role.get("points", 1)))
-        elif role.get("role") == "check":
-            exercises[role["exercise"]].checks.append(cell)
+        elif role.get("role") in ("answer", "check"):  # a check cell may come first
+            exercise = exercises.setdefault(role["exercise"], Exercise(role["exercise"]))
+            if role["role"] == "check":
+                (exercise.checks if exercise.answered else exercise.before).append(cell)
+            else:
+                exercise.reference = list(role.get("reference", []))
+                exercise.points = float(role.get("points", 1))
+                exercise.answered = True
     return setup, list(exercises.values())
 
 
@@ -237,7 +242,9 @@ class Runner:
     def run(self, steps: list[tuple[str, str]]) -> tuple[str, str]:
         if self.kernel is None:
             self.kernel = Kernel(self.workdir)
-            status, message, _ = run_steps(self.kernel, [("", self.setup)], self.timeout)
+            # the course's own code, not the student's: its own, generous limit
+            status, message, _ = run_steps(self.kernel, [("", self.setup)],
+                                           max(self.timeout, 600))
             if status != "passed":
                 self.close()
                 raise ValueError(f"the course's setup cells failed: {message}")
@@ -275,7 +282,7 @@ def grade_exercise(notebook: str, exercise: Exercise, cells: list, hidden: str |
         result.status = "uses the reference"
         result.message = f"the answer calls the package's `{used}`: write it yourself"
     else:
-        steps = [("", c.source) for c in cells] + [("", c.source) for c in exercise.checks]
+        steps = [("", c.source) for c in [*exercise.before, *cells, *exercise.checks]]
         steps += [("hidden check: ", hidden)] if hidden else []
         result.status, result.message = runner.run(steps)
     result.points = exercise.points if result.status == "passed" else 0.0
@@ -349,6 +356,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _notebooks(path: Path) -> list[Path]:
+    """path itself, or the notebooks in the folder path (checkpoints left out)."""
+    if not path.is_dir():
+        return [path]
+    return sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
 def _write_csv(path: Path, rows: list[ExerciseResult]) -> None:
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
@@ -362,10 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 when every exercise of every notebook passed, 1 otherwise (a notebook
     that cannot be graded gets an error line and counts as failed), 2 when none is found."""
     args = _arguments(argv)
-    notebooks = []
-    for path in args.paths:
-        notebooks += sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints"
-                            not in p.parts) if path.is_dir() else [path]
+    notebooks = [notebook for path in args.paths for notebook in _notebooks(path)]
     if not notebooks:
         print("error: no notebook found", file=sys.stderr)
         return 2

@@ -23,24 +23,29 @@ EXERCISES = ROOT / "exercises" / "00_overview.ipynb"
 SOLUTION = ROOT / "solutions" / "00_overview.ipynb"
 HIDDEN = Path(__file__).resolve().parent / "hidden_checks"
 
-RIGHT = {"0.1": 'def image_token_ids(tekken):\n    return tuple(tekken.get_special_token(n) for n '
-                'in ("[IMG]", "[IMG_BREAK]", "[IMG_END]"))',
-         "0.2": 'def encode_prompt(tekken, text):\n    inst = tekken.get_special_token("[INST]")\n'
-                '    end = tekken.get_special_token("[/INST]")\n'
-                '    return [tekken.bos_id, inst] + tekken.encode(text, bos=False, eos=False)'
-                ' + [end]',
-         "0.3": "N_PARAMETERS = 12_682_739_712\n\ndef weights_gigabytes(n, dtype):\n"
-                "    return n * torch.finfo(dtype).bits / 8 / 1e9"}
+STUB = None  # an answer left as the course's stub
 
 
-def student(tmp_path: Path, name: str, answers: dict[str, str], edit=None) -> Path:
-    """The course's exercise notebook with these answers (the others left as stubs), edited
-    further by edit(cells), written to tmp_path / name."""
+def solution_answers() -> dict[str, str]:
+    """{exercise: the solution's answer cell} for lesson 00: right answers to start from."""
+    nb = nbformat.read(SOLUTION, as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code" and "### BEGIN SOLUTION" in c.source]
+    return {f"0.{k}": c.source for k, c in enumerate(cells, 1)}
+
+
+RIGHT = solution_answers()
+NUMBERS = list(RIGHT)                      # 0.1, 0.2, ... as many as the lesson has
+
+
+def student(tmp_path: Path, name: str, answers: dict[str, str | None], edit=None) -> Path:
+    """The course's exercise notebook answered right, except for `answers` (None: the stub
+    stays), edited further by edit(cells), written to tmp_path / name."""
     nb = nbformat.read(EXERCISES, as_version=4)
     for cell in nb.cells:
         role = cell.metadata.get("minipixtral", {})
-        if role.get("role") == "answer" and role["exercise"] in answers:
-            cell.source = answers[role["exercise"]]
+        if role.get("role") == "answer":
+            source = {**RIGHT, **answers}[role["exercise"]]
+            cell.source = cell.source if source is None else source
     if edit is not None:
         edit(nb.cells)
     nbformat.write(nb, tmp_path / name)
@@ -55,10 +60,15 @@ def statuses(results) -> list[tuple[str, str]]:
     return [(r.exercise, r.status) for r in results]
 
 
+def rest_passed(results, first: int) -> bool:
+    """Every exercise after the first `first` passed."""
+    return [r.status for r in results[first:]] == ["passed"] * (len(NUMBERS) - first)
+
+
 def test_an_honest_solution_passes_and_untouched_exercises_are_not_done():
-    assert statuses(grade_notebook(SOLUTION)) == [("0.1", "passed"), ("0.2", "passed"),
-                                                  ("0.3", "passed")]
+    assert statuses(grade_notebook(SOLUTION)) == [(n, "passed") for n in NUMBERS]
     untouched = grade_notebook(EXERCISES)
+    assert [r.exercise for r in untouched] == NUMBERS and len(NUMBERS) >= 3
     assert {r.status for r in untouched} == {"not done"}
     assert all(f"Exercise {r.exercise} is not done yet" in r.message for r in untouched)
 
@@ -72,39 +82,43 @@ def test_tricks_get_their_exact_status(tmp_path):
         "0.2": "def encode_prompt(tekken, text):\n    return tokenizer.encode_chat(text)[0]",
         "0.3": "N_PARAMETERS = 12_682_739_712\n\ndef weights_gigabytes(n, dtype):\n"
                "    while True:\n        pass"}, print_instead_of_check)
-    results = grade_notebook(tricky, timeout=8)
-    assert statuses(results) == [("0.1", "failed"), ("0.2", "uses the reference"),
-                                 ("0.3", "timed out")]
+    results = grade_notebook(tricky, timeout=20)
+    assert statuses(results)[:3] == [("0.1", "failed"), ("0.2", "uses the reference"),
+                                     ("0.3", "timed out")]
+    assert rest_passed(results, 3)                        # graded in a fresh kernel
     assert "expected (10, 12, 13)" in results[0].message     # the course's check, its message
     assert "encode_chat" in results[1].message
-    assert "8 s" in results[2].message
-    assert [r.points for r in results] == [0, 0, 0]
+    assert "20 s" in results[2].message
+    assert [r.points for r in results[:3]] == [0, 0, 0]
 
 
 def test_asserts_replaced_by_pass_and_a_deleted_section(tmp_path):
     def tamper(cells):
         check = check_cell(cells, "0.1")
-        check.source = check.source.replace("assert got == expected", "pass  #")
+        check.source = check.source.replace("assert ", "pass  # assert ")
         heading = next(i for i, c in enumerate(cells) if c.source.startswith("## Exercise 0.3"))
-        del cells[heading:heading + 3]                          # heading, answer, check
+        end = next((i for i, c in enumerate(cells) if i > heading
+                    and c.source.startswith("## Exercise")), len(cells))
+        del cells[heading:end]                                   # the whole section
 
     results = grade_notebook(student(tmp_path, "03_deleted.ipynb", {
-        "0.1": "def image_token_ids(tekken):\n    return (1, 2, 3)", "0.2": RIGHT["0.2"]},
-        tamper))
-    assert statuses(results) == [("0.1", "failed"), ("0.2", "passed"), ("0.3", "missing")]
+        "0.1": "def image_token_ids(tekken):\n    return (1, 2, 3)"}, tamper))
+    assert statuses(results)[:3] == [("0.1", "failed"), ("0.2", "passed"), ("0.3", "missing")]
+    assert rest_passed(results, 3)
     assert "no answer to Exercise 0.3" in results[2].message
 
 
 def test_hidden_checks_run_after_the_visible_ones(tmp_path):
     hard_coded = ("N_PARAMETERS = 12_682_739_712\n\ndef weights_gigabytes(n, dtype):\n"
                   "    return {torch.float32: 50.730958848}.get(dtype, 25.365479424)")
-    notebook = student(tmp_path, "hard.ipynb", {**RIGHT, "0.3": hard_coded})
+    notebook = student(tmp_path, "hard.ipynb", {"0.3": hard_coded})
     assert statuses(grade_notebook(notebook))[2] == ("0.3", "passed")       # visible only
     results = grade_notebook(notebook, hidden=HIDDEN)
-    assert statuses(results) == [("0.1", "passed"), ("0.2", "passed"), ("0.3", "failed")]
+    assert statuses(results)[:3] == [("0.1", "passed"), ("0.2", "passed"), ("0.3", "failed")]
     assert results[2].message.startswith("hidden check: AssertionError: a billion float64")
-    assert statuses(grade_notebook(student(tmp_path, "right.ipynb", RIGHT), hidden=HIDDEN)) \
-        == [("0.1", "passed"), ("0.2", "passed"), ("0.3", "passed")]
+    assert rest_passed(results, 3)
+    assert statuses(grade_notebook(student(tmp_path, "right.ipynb", {}), hidden=HIDDEN)) \
+        == [(n, "passed") for n in NUMBERS]
 
 
 def test_helper_cells_a_student_adds_are_part_of_the_answer(tmp_path):
@@ -113,7 +127,7 @@ def test_helper_cells_a_student_adds_are_part_of_the_answer(tmp_path):
                       if c.metadata.get("minipixtral", {}).get("exercise") == "0.3")
         cells.insert(answer, nbformat.v4.new_code_cell("def bytes_per_value(dtype):\n"
                                                        "    return torch.finfo(dtype).bits / 8"))
-    notebook = student(tmp_path, "helper.ipynb", {**RIGHT, "0.3": (
+    notebook = student(tmp_path, "helper.ipynb", {"0.3": (
         "N_PARAMETERS = 12_682_739_712\n\ndef weights_gigabytes(n, dtype):\n"
         "    return n * bytes_per_value(dtype) / 1e9")}, add_helper)
     assert {r.status for r in grade_notebook(notebook)} == {"passed"}
@@ -157,10 +171,13 @@ def test_points_from_the_course_copy(tmp_path):
         if cell.metadata.get("minipixtral", {}).get("exercise") == "0.2":
             cell.metadata["minipixtral"]["points"] = 3
     nbformat.write(nb, course / EXERCISES.name)
-    submission = student(tmp_path, "points.ipynb", {"0.1": RIGHT["0.1"], "0.2": RIGHT["0.2"]})
+    submission = student(tmp_path, "points.ipynb", {"0.3": STUB})
     results = grade_notebook(submission, course=course)
-    assert [(r.points, r.max_points) for r in results] == [(1, 1), (3, 3), (0, 1)]
-    assert "score: 4/5 points (2 of 3 exercises passed)" in report(submission, results)
+    n = len(NUMBERS)
+    assert [(r.points, r.max_points) for r in results] == \
+        [(1, 1), (3, 3), (0, 1)] + [(1, 1)] * (n - 3)
+    assert (f"score: {n + 1}/{n + 2} points ({n - 1} of {n} exercises passed)"
+            in report(submission, results))
 
 
 def test_a_folder_gives_csv_and_gradescope_and_never_stops_early(tmp_path, capsys):
@@ -179,14 +196,15 @@ def test_a_folder_gives_csv_and_gradescope_and_never_stops_early(tmp_path, capsy
     assert code == 1
     rows = [(Path(r["notebook"]).name, r["exercise"], r["status"], r["points"])
             for r in csv.DictReader(open(tmp_path / "grades.csv"))]
-    assert rows[:9] == [("alice.ipynb", f"0.{k}", "passed", "1") for k in (1, 2, 3)] + \
-        [("bob.ipynb", f"0.{k}", "not done", "0") for k in (1, 2, 3)] + \
-        [("carol.ipynb", f"0.{k}", "missing", "0") for k in (1, 2, 3)]
-    assert rows[9:] == [("dave.ipynb", "-", "failed", "0"), ("erin.ipynb", "-", "failed", "0")]
+    n = len(NUMBERS)
+    assert rows[:3 * n] == [("alice.ipynb", k, "passed", "1") for k in NUMBERS] + \
+        [("bob.ipynb", k, "not done", "0") for k in NUMBERS] + \
+        [("carol.ipynb", k, "missing", "0") for k in NUMBERS]
+    assert rows[3 * n:] == [("dave.ipynb", "-", "failed", "0"), ("erin.ipynb", "-", "failed", "0")]
     out = capsys.readouterr().out
     assert "not a readable notebook" in out and "names no lesson of the course" in out
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["score"] == 3 and len(results["tests"]) == 11
+    assert results["score"] == n and len(results["tests"]) == 3 * n + 2
     first = results["tests"][0]
     assert set(first) == {"name", "score", "max_score", "output", "visibility"}
     assert first["name"] == "alice.ipynb: Exercise 0.1" and first["output"] == "passed"
