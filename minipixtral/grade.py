@@ -54,7 +54,6 @@ class Exercise:
     before: list = field(default_factory=list)     # the course's cells before the answer
     reference: list[str] = field(default_factory=list)
     points: float = 1.0
-    answered: bool = False
 
 
 # %% notebooks/B_grading.ipynb, cell 6
@@ -65,7 +64,7 @@ def _role(cell) -> dict:
 
 def course_plan(course) -> tuple[list, list[Exercise]]:
     """The course's exercise notebook → (its setup cells, its exercises in order)."""
-    setup, exercises = [], {}
+    setup, exercises, answered = [], {}, set()
     for cell in course.cells:
         role = _role(cell)
         if role.get("role") == "setup":
@@ -73,11 +72,12 @@ def course_plan(course) -> tuple[list, list[Exercise]]:
         elif role.get("role") in ("answer", "check"):  # a check cell may come first
             exercise = exercises.setdefault(role["exercise"], Exercise(role["exercise"]))
             if role["role"] == "check":
-                (exercise.checks if exercise.answered else exercise.before).append(cell)
+                seen = exercise.number in answered
+                (exercise.checks if seen else exercise.before).append(cell)
             else:
                 exercise.reference = list(role.get("reference", []))
                 exercise.points = float(role.get("points", 1))
-                exercise.answered = True
+                answered.add(exercise.number)
     return setup, list(exercises.values())
 
 
