@@ -1,0 +1,34 @@
+"""The pace table (tools/pace.py): how it measures, and every lesson within the limits."""
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+import pace
+
+
+def test_code_lines_leave_out_comments_blanks_and_docstrings():
+    source = ('#| export\ndef f(x):\n    """Two words."""\n\n    # a comment\n    return x\n'
+              '%time f(1)\n')
+    assert pace.code_lines(source) == (3, 2)  # def, return, %time; "Two words."
+
+
+def test_going_deeper_starts_the_optional_part(tmp_path):
+    nb = new_notebook(cells=[new_markdown_cell("word " * 180),
+                             new_code_cell("x = 1\n" * 15),
+                             new_markdown_cell("## Going deeper: more\n" + "word " * 360),
+                             new_markdown_cell("![a picture](figures/pipeline.png)")])
+    path = tmp_path / "99_demo.ipynb"
+    nbformat.write(nb, path)
+    row = pace.pace(path)
+    assert round(row.core_minutes, 6) == 2.0   # 180 words + 15 code lines
+    assert round(row.optional_minutes, 6) == round(364 / 180, 6)  # "## Going deeper: more" + 360
+    assert row.figures == 0                     # the picture is after "Going deeper"
+    assert row.problems() == ["99_demo: 0 figures for 2.0 min (at least one per 5 min)"]
+
+
+def test_a_long_cell_is_reported(tmp_path):
+    nb = new_notebook(cells=[new_code_cell("x = 1\n" * 26)])
+    path = tmp_path / "A_demo.ipynb"
+    nbformat.write(nb, path)
+    row = pace.pace(path)
+    assert not row.lesson and row.long_cells == [1]
+    assert row.problems() == ["A_demo: cell 1 has more than 25 code lines"]
