@@ -97,6 +97,16 @@ def is_appendix(notebook: Path) -> bool:
     return notebook.name[:1].isalpha()
 
 
+def reexported(notebook: Path) -> bool:
+    """A lesson's modules are re-exported by the package; an appendix's only when its notebook
+    metadata says `"minipixtral": {"reexport": true}` (an appendix that took over part of a
+    lesson's public interface, as appendix D took lesson 08's Hugging Face layout)."""
+    if not is_appendix(notebook):
+        return True
+    metadata = nbformat.read(notebook, as_version=4).metadata.get("minipixtral", {})
+    return bool(metadata.get("reexport", False))
+
+
 def render() -> dict[str, str]:
     """Every file of the package as it should be: {file name: text}."""
     files: dict[str, str] = {}
@@ -110,8 +120,8 @@ def render() -> dict[str, str]:
                                  f"notebook")
             text = header(notebook) + "\n" + "\n\n\n".join(chunks) + "\n"
             files[name] = text
-            if module.startswith("__") or is_appendix(notebook):
-                continue  # __main__ and friends, and the appendices' modules: imported by name
+            if module.startswith("__") or not reexported(notebook):
+                continue  # __main__ and friends, and most appendices' modules: imported by name
             names = public_names(text, module)
             if not names:  # e.g. a command-line module: `python -m minipixtral.NAME` only
                 continue
