@@ -32,3 +32,8 @@ def test_a_long_cell_is_reported(tmp_path):
     row = pace.pace(path)
     assert not row.lesson and row.long_cells == [1]
     assert row.problems() == ["A_demo: cell 1 has more than 25 code lines"]
+
+
+def test_an_alt_text_holding_brackets_is_one_figure():
+    assert pace.IMAGE.findall("![a [IMG] slot](figures/pipeline.png) and ![x](y.png)") == [
+        "![a [IMG] slot](figures/pipeline.png)", "![x](y.png)"]

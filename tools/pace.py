@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORDS_PER_MINUTE, CODE_LINES_PER_MINUTE = 180, 15
 CORE_MINUTES, CELL_LINES, MINUTES_PER_FIGURE = 40, 25, 5
 GOING_DEEPER = re.compile(r"\s*#{1,6}\s+Going deeper", re.IGNORECASE)
-IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)|<img\b[^>]*>")
+IMAGE = re.compile(r"!\[(?:[^\[\]]|\[[^\]]*\])*\]\([^)]*\)|<img\b[^>]*>")  # alt may hold [IMG]
 
 
 def code_lines(source: str) -> tuple[int, int]:

@@ -26,7 +26,8 @@ def canvas(width: float, height: float, *, title: str | None = None) -> tuple[pl
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=FONT + 2, color=INK)
-    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.92 if title else 0.99)
+    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01,
+                           top=1 - 0.4 / height if title else 0.99)  # 0.4 inch for a title
     return figure, ax
 
 
