@@ -58,6 +58,8 @@ def lab(tmp_path_factory):
     (root / "notebooks").mkdir()
     for lesson in LESSONS:
         _blank_copy(lesson, root / "notebooks" / lesson.name)
+    shutil.copytree(ROOT / "notebooks" / "figures", root / "notebooks" / "figures")  # diagrams
+    shutil.copy(ROOT / "notebooks" / "GLOSSARY.md", root / "notebooks" / "GLOSSARY.md")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
