@@ -41,9 +41,10 @@ def causal_mask(n_queries: int, n_keys: int, device: torch.device | None = None)
     return keys[None, :] <= torch.arange(offset, n_keys, device=device)[:, None]
 
 
-# %% notebooks/06_decoder.ipynb, cell 28
-class Decoder(nn.Module):
-    """Ids or embeddings → logits. Attribute names are the checkpoint's top-level keys."""
+# %% notebooks/06_decoder.ipynb, cell 26
+class _DecoderParts(nn.Module):
+    """The decoder's four top-level parts, under the checkpoint's names, and the loop over
+    its blocks. Decoder adds the entry points."""
 
     def __init__(self, config: DecoderConfig):
         super().__init__()
@@ -65,6 +66,11 @@ class Decoder(nn.Module):
         for i, layer in enumerate(self.layers):
             h = layer(h, angles, mask, cache[i] if cache is not None else None)
         return h
+
+
+# %% notebooks/06_decoder.ipynb, cell 27
+class Decoder(_DecoderParts):
+    """Ids or embeddings → logits. Attribute names are the checkpoint's top-level keys."""
 
     def forward_embeddings(self, h: torch.Tensor, *, start: int = 0,
                            cache: list[KVStore] | None = None,
