@@ -43,16 +43,6 @@ from .weights import (
     params_dict,
     save_folder,
 )
-from .hf_layout import (
-    DECODER_HF_NAMES,
-    VISION_HF_NAMES,
-    ADAPTER_HF_NAMES,
-    HF_PARTS,
-    hf_to_mistral_names,
-    read_hf_config,
-    load_hf_folder,
-)
-from .compare import capture_outputs, compare_layers
 from .synthetic import (
     COLOURS,
     SHAPES,
@@ -82,6 +72,16 @@ from .training import (
     predict,
     exact_match,
 )
+from .hf_layout import (
+    DECODER_HF_NAMES,
+    VISION_HF_NAMES,
+    ADAPTER_HF_NAMES,
+    HF_PARTS,
+    hf_to_mistral_names,
+    read_hf_config,
+    load_hf_folder,
+)
+from .compare import capture_outputs, compare_layers
 
 __all__ = [
     "pick_device",
@@ -132,15 +132,6 @@ __all__ = [
     "load_folder",
     "params_dict",
     "save_folder",
-    "DECODER_HF_NAMES",
-    "VISION_HF_NAMES",
-    "ADAPTER_HF_NAMES",
-    "HF_PARTS",
-    "hf_to_mistral_names",
-    "read_hf_config",
-    "load_hf_folder",
-    "capture_outputs",
-    "compare_layers",
     "COLOURS",
     "SHAPES",
     "SIDES",
@@ -166,4 +157,13 @@ __all__ = [
     "train",
     "predict",
     "exact_match",
+    "DECODER_HF_NAMES",
+    "VISION_HF_NAMES",
+    "ADAPTER_HF_NAMES",
+    "HF_PARTS",
+    "hf_to_mistral_names",
+    "read_hf_config",
+    "load_hf_folder",
+    "capture_outputs",
+    "compare_layers",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import mmap
 import shutil
 import struct
@@ -36,15 +37,10 @@ SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.f
 
 
 # %% notebooks/08_real_weights.ipynb, cell 21
-def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """All tensors of a .safetensors file, as views of the memory-mapped file (no copy).
-
-    The format: 8 bytes (little-endian u64) giving the header's length N, N bytes of JSON
-    {name: {"dtype": "BF16", "shape": [...], "data_offsets": [begin, end]}, ...}, then the
-    raw bytes of every tensor (offsets count from the end of the header). Pages are read
-    from disk only when a tensor is used. Raises ValueError for a truncated or corrupt file.
-    """
-    path = Path(path)
+def _open_mapped(path: Path) -> tuple[dict, int, mmap.mmap, int]:
+    """(the JSON header, the byte where the data start, the file memory-mapped copy-on-write,
+    the file's size). Raises ValueError for a file too short for its header, or a header
+    that is not JSON."""
     size = path.stat().st_size
     with open(path, "rb") as file:
         if size < 8:
@@ -57,31 +53,52 @@ def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
             header = json.loads(file.read(header_len))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"{path} has a corrupt safetensors header: {err}") from err
-        buffer = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY) if size > 8 else None
+        buffer = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
+    return header, 8 + header_len, buffer, size
+
+
+# %% notebooks/08_real_weights.ipynb, cell 23
+def _check_entry(path: Path, name: str, info, data_start: int, size: int
+                 ) -> tuple[torch.dtype, list[int], int, int]:
+    """(dtype, shape, number of elements, first byte in the file) of one header entry,
+    checked against the file's size."""
+    try:
+        dtype, shape = SAFETENSORS_DTYPES[info["dtype"]], list(info["shape"])
+        begin, end = info["data_offsets"]
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: tensor {name!r} has a corrupt header entry {info!r}"
+                         ) from err
+    numel = math.prod(shape)
+    if end - begin != numel * dtype.itemsize:
+        raise ValueError(f"{path}: tensor {name!r} of shape {shape} needs "
+                         f"{numel * dtype.itemsize} bytes, its offsets give {end - begin}")
+    if data_start + end > size:
+        raise ValueError(f"{path} is truncated: tensor {name!r} ends at byte "
+                         f"{data_start + end}, the file has {size}")
+    return dtype, shape, numel, data_start + begin
+
+
+# %% notebooks/08_real_weights.ipynb, cell 25
+def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """All tensors of a .safetensors file, as views of the memory-mapped file (no copy).
+
+    The format: 8 bytes (little-endian u64) giving the header's length N, N bytes of JSON
+    {name: {"dtype": "BF16", "shape": [...], "data_offsets": [begin, end]}, ...}, then the
+    raw bytes of every tensor (offsets count from the end of the header). Pages are read
+    from disk only when a tensor is used. Raises ValueError for a truncated or corrupt file.
+    """
+    path = Path(path)
+    header, data_start, buffer, size = _open_mapped(path)
     tensors = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        try:
-            dtype, shape = SAFETENSORS_DTYPES[info["dtype"]], list(info["shape"])
-            begin, end = info["data_offsets"]
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"{path}: tensor {name!r} has a corrupt header entry {info!r}"
-                             ) from err
-        numel = 1
-        for n in shape:
-            numel *= n
-        if end - begin != numel * dtype.itemsize:
-            raise ValueError(f"{path}: tensor {name!r} of shape {shape} needs "
-                             f"{numel * dtype.itemsize} bytes, its offsets give {end - begin}")
-        if 8 + header_len + end > size:
-            raise ValueError(f"{path} is truncated: tensor {name!r} ends at byte "
-                             f"{8 + header_len + end}, the file has {size}")
+        dtype, shape, numel, offset = _check_entry(path, name, info, data_start, size)
         if numel == 0:
             tensors[name] = torch.empty(shape, dtype=dtype)
-            continue
-        flat = torch.frombuffer(buffer, dtype=dtype, count=numel, offset=8 + header_len + begin)
-        tensors[name] = flat.view(shape)
+        else:
+            flat = torch.frombuffer(buffer, dtype=dtype, count=numel, offset=offset)
+            tensors[name] = flat.view(shape)
     return tensors
 
 
@@ -124,10 +141,7 @@ def _take(section: dict, fields: dict, where: str) -> dict:
                 raise ValueError(f"{where}: {key}={value!r} is not supported (Pixtral has "
                                  f"{_FIXED_FIELDS[key]!r})")
         elif key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
-            if close:
-                raise ValueError(f"{where}: unknown field {key!r}: did you mean {close[0]!r}?")
-            warnings.warn(f"{where}: field {key!r} is not used by minipixtral", stacklevel=3)
+            _unknown_field(key, known, where)  # Going deeper: a typo raises, the rest warns
     return out
 
 
@@ -159,13 +173,34 @@ def read_params(path: str | Path) -> PixtralConfig:
     return config
 
 
+# %% notebooks/08_real_weights.ipynb, cell 43
+def _pick_dtype(device: torch.device, tensors: dict[str, torch.Tensor],
+                dtype: torch.dtype | None) -> torch.dtype:
+    """dtype, or for None the checkpoint's dtype on a GPU and float32 on the CPU."""
+    if dtype is None:  # keep the checkpoint's dtype on a GPU; float32 on the CPU
+        stored = next((t.dtype for t in tensors.values() if t.is_floating_point()), None)
+        dtype = stored if device.type != "cpu" and stored is not None else torch.float32
+    if dtype not in (torch.float32, torch.bfloat16):
+        raise ValueError(f"dtype {dtype} is not supported: use torch.float32 or torch.bfloat16 "
+                         f"(float16 overflows in Pixtral's decoder)")
+    return dtype
+
+
 # %% notebooks/08_real_weights.ipynb, cell 45
-def _few(names: set[str], n: int = 4) -> str:
-    names = sorted(names)
-    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+def _check_names_and_shapes(model: nn.Module, tensors: dict[str, torch.Tensor],
+                            source: str) -> None:
+    """ValueError unless tensors holds exactly the model's names, each with its shape."""
+    expected = {name: tuple(p.shape) for name, p in model.state_dict().items()}
+    missing, unexpected = set(expected) - set(tensors), set(tensors) - set(expected)
+    if missing or unexpected:
+        raise ValueError(_mismatch(source, missing, unexpected))  # Going deeper
+    for name, shape in expected.items():
+        if tuple(tensors[name].shape) != shape:
+            raise ValueError(f"{source}: {name} has shape {tuple(tensors[name].shape)}, the "
+                             f"config implies {shape}")
 
 
-# %% notebooks/08_real_weights.ipynb, cell 46
+# %% notebooks/08_real_weights.ipynb, cell 47
 def fill_model(model_class: Callable[[PixtralConfig], nn.Module], config: PixtralConfig,
                tensors: dict[str, torch.Tensor], source: str,
                device: str | torch.device | None = None,
@@ -174,26 +209,10 @@ def fill_model(model_class: Callable[[PixtralConfig], nn.Module], config: Pixtra
     against it, then fill it with the tensors themselves (assign=True: no second copy).
     source names the checkpoint in error messages."""
     device = pick_device(device)
-    if dtype is None:  # keep the checkpoint's dtype on a GPU; float32 on the CPU
-        stored = next((t.dtype for t in tensors.values() if t.is_floating_point()), None)
-        dtype = stored if device.type != "cpu" and stored is not None else torch.float32
-    if dtype not in (torch.float32, torch.bfloat16):
-        raise ValueError(f"dtype {dtype} is not supported: use torch.float32 or torch.bfloat16 "
-                         f"(float16 overflows in Pixtral's decoder)")
+    dtype = _pick_dtype(device, tensors, dtype)
     with torch.device("meta"):
         model = model_class(config)
-    expected = {name: tuple(p.shape) for name, p in model.state_dict().items()}
-    missing, unexpected = set(expected) - set(tensors), set(tensors) - set(expected)
-    if missing or unexpected:
-        raise ValueError(f"{source} does not match its config: "
-                         + (f"missing {len(missing)} tensor(s): {_few(missing)}" if missing else "")
-                         + ("; " if missing and unexpected else "")
-                         + (f"unexpected {len(unexpected)} tensor(s): {_few(unexpected)}"
-                            if unexpected else ""))
-    for name, shape in expected.items():
-        if tuple(tensors[name].shape) != shape:
-            raise ValueError(f"{source}: {name} has shape {tuple(tensors[name].shape)}, the "
-                             f"config implies {shape}")
+    _check_names_and_shapes(model, tensors, source)
     state = {name: tensor.to(device=device, dtype=dtype)
              for name, tensor in tqdm(tensors.items(), desc=f"loading to {device}",
                                       unit="tensor", leave=False)}
@@ -201,32 +220,21 @@ def fill_model(model_class: Callable[[PixtralConfig], nn.Module], config: Pixtra
     return model.requires_grad_(False).eval()
 
 
-# %% notebooks/08_real_weights.ipynb, cell 48
+# %% notebooks/08_real_weights.ipynb, cell 49
 def load_folder(model_class: Callable[[PixtralConfig], nn.Module], folder: str | Path,
                 device: str | torch.device | None = None,
                 dtype: torch.dtype | None = None) -> nn.Module:
     """Mistral's format, params.json + consolidated.safetensors (read memory-mapped), into
     a model_class (Pixtral.from_folder passes itself)."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no checkpoint folder at {str(folder)!r}")
     params, weights = folder / "params.json", folder / "consolidated.safetensors"
-    if not params.is_file():
-        if (folder / "config.json").is_file():
-            raise ValueError(f"{folder} holds the Hugging Face layout (config.json): load it "
-                             f"with Pixtral.from_hf_folder")
-        raise FileNotFoundError(f"{folder} has no params.json")
-    if not weights.is_file():
-        pickles = sorted(p.name for p in folder.glob("*.pth")) + sorted(
-            p.name for p in folder.glob("*.bin"))
-        raise FileNotFoundError(f"{folder} has no consolidated.safetensors"
-                                + (f" ({', '.join(pickles)} are pickle files, which "
-                                   f"minipixtral never loads)" if pickles else ""))
+    if not (params.is_file() and weights.is_file()):
+        raise _not_a_checkpoint(folder)  # Going deeper: which file, and what to do instead
     return fill_model(model_class, read_params(params), read_safetensors(weights), str(weights),
                       device, dtype)
 
 
-# %% notebooks/08_real_weights.ipynb, cell 57
+# %% notebooks/08_real_weights.ipynb, cell 76
 def params_dict(config: PixtralConfig) -> dict:
     """PixtralConfig → the params.json dictionary (the inverse of read_params)."""
     fields = dataclasses.asdict(config)
@@ -237,7 +245,7 @@ def params_dict(config: PixtralConfig) -> dict:
     return {**fields, "vision_encoder": vision}
 
 
-# %% notebooks/08_real_weights.ipynb, cell 58
+# %% notebooks/08_real_weights.ipynb, cell 77
 def save_folder(model: nn.Module, folder: str | Path, tokenizer_file: str | Path,
                 dtype: torch.dtype = torch.bfloat16) -> Path:
     """Write model (a Pixtral) in Mistral's format: params.json, consolidated.safetensors
@@ -256,3 +264,45 @@ def save_folder(model: nn.Module, folder: str | Path, tokenizer_file: str | Path
         write(partial)
         partial.replace(folder / name)
     return folder
+
+
+# %% notebooks/08_real_weights.ipynb, cell 81
+def _unknown_field(key: str, known: set[str], where: str) -> None:
+    """A field minipixtral does not use: a close misspelling of a known one is an error that
+    names it; anything else only warns, so that a newer params.json still loads."""
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    if close:
+        raise ValueError(f"{where}: unknown field {key!r}: did you mean {close[0]!r}?")
+    warnings.warn(f"{where}: field {key!r} is not used by minipixtral", stacklevel=4)
+
+
+# %% notebooks/08_real_weights.ipynb, cell 83
+def _few(names: set[str], n: int = 4) -> str:
+    names = sorted(names)
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+def _mismatch(source: str, missing: set[str], unexpected: set[str]) -> str:
+    """The message for tensors whose names are not the model's."""
+    return (f"{source} does not match its config: "
+            + (f"missing {len(missing)} tensor(s): {_few(missing)}" if missing else "")
+            + ("; " if missing and unexpected else "")
+            + (f"unexpected {len(unexpected)} tensor(s): {_few(unexpected)}"
+               if unexpected else ""))
+
+
+# %% notebooks/08_real_weights.ipynb, cell 84
+def _not_a_checkpoint(folder: Path) -> Exception:
+    """The error for a folder without params.json or consolidated.safetensors."""
+    if not folder.is_dir():
+        return FileNotFoundError(f"no checkpoint folder at {str(folder)!r}")
+    if not (folder / "params.json").is_file():
+        if (folder / "config.json").is_file():
+            return ValueError(f"{folder} holds the Hugging Face layout (config.json): load it "
+                              f"with Pixtral.from_hf_folder")
+        return FileNotFoundError(f"{folder} has no params.json")
+    pickles = sorted(p.name for p in folder.glob("*.pth")) + sorted(
+        p.name for p in folder.glob("*.bin"))
+    return FileNotFoundError(f"{folder} has no consolidated.safetensors"
+                             + (f" ({', '.join(pickles)} are pickle files, which "
+                                f"minipixtral never loads)" if pickles else ""))
