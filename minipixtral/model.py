@@ -97,6 +97,6 @@ class Pixtral(_PixtralParts):
     def from_hf_folder(cls, folder, device: str | torch.device | None = None,
                        dtype: torch.dtype | None = None) -> "Pixtral":
         """Load the Hugging Face layout (config.json + model*.safetensors), converting the
-        names and the q/k RoPE layout. Lesson 08 builds the reader (minipixtral.hf_layout)."""
+        names and the q/k RoPE layout. Appendix D builds the reader (minipixtral.hf_layout)."""
         from minipixtral.hf_layout import load_hf_folder  # lesson 08
         return load_hf_folder(cls, folder, device, dtype)
