@@ -37,3 +37,15 @@ def test_a_long_cell_is_reported(tmp_path):
 def test_an_alt_text_holding_brackets_is_one_figure():
     assert pace.IMAGE.findall("![a [IMG] slot](figures/pipeline.png) and ![x](y.png)") == [
         "![a [IMG] slot](figures/pipeline.png)", "![x](y.png)"]
+
+
+def test_every_lesson_keeps_the_limits():
+    """Core path ≤ 40 min, no code cell over 25 code lines, a figure per 5 min (issue 14)."""
+    rows = pace.table()
+    assert [r.name for r in rows if r.lesson][:10] == [
+        "00_overview", "01_images_to_patches", "02_rope", "03_vision_encoder",
+        "04_image_tokens", "05_adapter", "06_decoder", "07_generation", "08_real_weights",
+        "09_train_tiny_pixtral"]
+    problems = [p for row in rows for p in row.problems()]
+    assert not problems, "\n".join(problems)
+    assert all(r.exercises >= 5 for r in rows if r.lesson)
