@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from minipixtral.image import CLIP_MEAN, CLIP_STD  # lesson 01: to undo the normalisation
+
 __all__ = ["show_attention", "show_mask", "show_images", "show_curves"]
 
 
@@ -83,10 +85,6 @@ def show_mask(mask, *, title: str | None = None, labels: Sequence[str] | None = 
 
 
 # %% notebooks/C_plots.ipynb, cell 11
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
 def _displayable(image) -> np.ndarray:
     a = _as_array(image)
     if a.ndim == 3 and a.shape[0] == 3 and a.shape[-1] != 3:  # normalised [3, H, W]
