@@ -1,6 +1,8 @@
 """What every diagram shares: colours, boxes with text that fits, arrows."""
 from __future__ import annotations
 
+from functools import cache
+
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
@@ -68,3 +70,11 @@ def top(b: tuple[float, float, float, float]) -> tuple[float, float]:
 
 def bottom(b: tuple[float, float, float, float]) -> tuple[float, float]:
     return b[0] + b[2] / 2, b[1]
+
+
+@cache
+def tokenizer():
+    """The course's Tokenizer on the real Tekken file, loaded once for all the figures."""
+    from minipixtral.tokenizer import Tokenizer, shipped_tokenizer_file
+
+    return Tokenizer.from_file(shipped_tokenizer_file())

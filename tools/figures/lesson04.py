@@ -1,16 +1,14 @@
 """Lesson 04's diagrams: an image as a line of tokens, why the breaks, the chat template."""
 from __future__ import annotations
 
-from ._style import IMAGE, INK, MUTED, TOKENS, arrow, box, canvas
+from ._style import IMAGE, INK, MUTED, TOKENS, arrow, box, canvas, tokenizer
 
 BREAK = "#fbd0a9"   # [IMG_BREAK]: a paler IMAGE
 END = "#c9783a"     # [IMG_END]: a darker IMAGE
 
 
 def _ids():
-    from minipixtral.layout import ImageTokenIds
-
-    return ImageTokenIds(img=10, img_break=12, img_end=13)  # Pixtral-12B's, read in lesson 04
+    return tokenizer().image_ids  # Pixtral-12B's 10, 12, 13, read from tekken.json (lesson 04)
 
 
 def _style_of(token: int, ids) -> tuple[str, str]:
@@ -92,17 +90,11 @@ def breaks():
     return figure
 
 
-def _tokenizer():
-    from minipixtral.tokenizer import Tokenizer, shipped_tokenizer_file
-
-    return Tokenizer.from_file(shipped_tokenizer_file())
-
-
 def chat_template():
     """<s>[INST]{image}Describe this image[/INST] for a 70 × 40 image, one box per token."""
     from PIL import Image
 
-    tok = _tokenizer()
+    tok = tokenizer()
     ids, _ = tok.encode_chat("Describe this image", images=[Image.new("RGB", (70, 40))])
     image_ids = tok.image_ids
     figure, ax = canvas(13.0, 3.2, title="One turn with a 70 × 40 image: "
@@ -129,7 +121,7 @@ def turns():
     """Several turns and a system prompt, each run of [IMG] shortened, one box per token."""
     from PIL import Image
 
-    tok = _tokenizer()
+    tok = tokenizer()
     image = Image.new("RGB", (70, 40))
     prompts = [
         ("two turns", tok.encode_conversation([

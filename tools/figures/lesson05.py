@@ -4,14 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._style import ADAPTER, IMAGE, INK, TOKENS, VISION, arrow, bottom, box, canvas, left, right, top
+from ._style import tokenizer as course_tokenizer
 
 VISION_DIM, DIM = 1024, 5120  # Pixtral-12B: the vision encoder's width, the decoder's width
-
-
-def _tokenizer():
-    import minipixtral as mp
-
-    return mp.Tokenizer.from_file(mp.shipped_tokenizer_file())
 
 
 def adapter():
@@ -51,7 +46,7 @@ def adapter():
 
 def merge():
     """The merge for lesson 05's two-image prompt, tokenized by the real tokenizer."""
-    tokenizer = _tokenizer()
+    tokenizer = course_tokenizer()
     images = [np.zeros((32, 48, 3), np.uint8), np.zeros((16, 32, 3), np.uint8)]  # A, B
     ids, pixels = tokenizer.encode_chat("Compare.", images=images)
     marks = tokenizer.image_ids
@@ -97,7 +92,7 @@ def merge():
 
 def count_check():
     """The [IMG] count and the patch count come from two pieces of code; the merge compares them."""
-    tokenizer = _tokenizer()
+    tokenizer = course_tokenizer()
     ids, pixels = tokenizer.encode_chat("Describe.", images=[np.zeros((40, 70, 3), np.uint8)])
     height, width = pixels[0].shape[1:]
     rows, cols = height // 16, width // 16

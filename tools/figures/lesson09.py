@@ -6,7 +6,7 @@ import math
 from matplotlib.patches import Rectangle
 
 from ._style import (ADAPTER, DECODER, IMAGE, INK, MUTED, OUTPUT, TOKENS, arrow, box, canvas,
-                     left, right, top)
+                     left, right, tokenizer, top)
 
 EXAMPLES = ["#a8dadc", "#f6bd60", "#cdb4db"]  # one tint per packed example
 
@@ -101,12 +101,11 @@ def packing(lengths=(4, 3, 5), answer_rows=2):
 
 def _sizes() -> tuple[int, int, int]:
     """(V, K, dim): the vocabulary, the token ids the data uses, the width of lesson 09's model."""
-    from minipixtral import Tokenizer, shipped_tokenizer_file
     from minipixtral.reference import trained_config
     from minipixtral.synthetic import dataset_token_ids
 
     config = trained_config()
-    used = dataset_token_ids(Tokenizer.from_file(shipped_tokenizer_file()))
+    used = dataset_token_ids(tokenizer())
     return config.vocab_size, len(used), config.dim
 
 
