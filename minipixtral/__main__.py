@@ -49,19 +49,34 @@ def describe(args: argparse.Namespace) -> int:
     model, tokenizer, image, prompt = _model_and_prompt(args)
     ids, images = tokenizer.encode_chat(prompt, images=[image],
                                         max_length=model.config.max_seq_len)
-    start, count = time.perf_counter(), 0
+    start, pieces = time.perf_counter(), []
     for piece in stream_text(model, tokenizer, ids, images, max_new_tokens=args.max_new_tokens,
                              temperature=args.temperature, seed=args.seed):
         print(piece, end="", flush=True)
-        count += 1
-    seconds = time.perf_counter() - start
+        pieces.append(piece)
+    seconds, count = time.perf_counter() - start, len(pieces)
     print(f"\n({len(ids)} prompt tokens, {count} new token{'s' * (count != 1)} in "
           f"{seconds:.1f} s on "
           f"{model.output.weight.device})", file=sys.stderr)
+    if args.show_attention:
+        _save_attention(model, ids, images, image, f"{prompt} → {''.join(pieces).strip()}",
+                        args.show_attention)
     return 0
 
 
 # %% notebooks/D_loading.ipynb, cell 65
+def _save_attention(model, ids, images, image, title: str, path: str) -> None:
+    """--show-attention: draw where the answer position looked, layer by layer, into path."""
+    from minipixtral.attention_map import answer_attention, draw_answer_attention
+
+    figure = draw_answer_attention(image, answer_attention(model, ids, images)[0], title=title,
+                                   columns=4 if model.config.n_layers <= 8 else 8)
+    figure.savefig(path, dpi=150)
+    print(f"attention of the answer position to the picture, per layer: {path}",
+          file=sys.stderr)
+
+
+# %% notebooks/D_loading.ipynb, cell 66
 def download(args: argparse.Namespace) -> int:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError
@@ -82,10 +97,9 @@ def download(args: argparse.Namespace) -> int:
     return 0
 
 
-# %% notebooks/D_loading.ipynb, cell 66
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m minipixtral")
-    commands = parser.add_subparsers(dest="command", required=True)
+# %% notebooks/D_loading.ipynb, cell 67
+def _add_describe(commands) -> None:
+    """The `describe` command and its options."""
     d = commands.add_parser("describe", help="answer a prompt about an image, streaming")
     d.add_argument("image", nargs="?",
                    help="image file (default: a sample photo, or with no --model a drawn picture)")
@@ -96,7 +110,16 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--temperature", type=float, default=0.0)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
+    d.add_argument("--show-attention", metavar="PNG",
+                   help="also save where the answer position looked in the picture, per layer")
     d.set_defaults(run=describe)
+
+
+# %% notebooks/D_loading.ipynb, cell 68
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m minipixtral")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_describe(commands)
     g = commands.add_parser("download", help=f"fetch {REPO_ID} from the Hugging Face Hub")
     g.add_argument("folder", nargs="?", default="Pixtral-12B-2409")
     g.set_defaults(run=download)

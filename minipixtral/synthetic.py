@@ -4,18 +4,26 @@
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 7
 """A synthetic image–question–answer dataset, drawn with PIL on the fly.
 
-Each sample is a small white picture with coloured shapes, one question about it and a
-one-word answer. The picture is W × H pixels with W and H drawn from SIDES (32, 48, 64, so
-2 … 4 patches a side: the number of [IMG] tokens per row and the number of rows, hence the
-places of the [IMG_BREAK] tokens, change from one sample to the next). Every shape is
-drawn inside the 16 × 16 cells of the patch grid (a big one inside a 2 × 2 block of cells),
-with a white margin, so that one patch sees one whole small shape.
+Each sample is a picture of coloured shapes on a light background, one question about it and
+a one-word answer (every answer is one Tekken token). The pictures cover what a user draws:
 
-Five kinds of question, each with its own set of answers (every answer is one Tekken token):
-colour, shape, count, position (the colour of the left one of two shapes) and size.
+- W × H pixels, each side from 16 to 96 (SIDES), square or not; most sides are not multiples
+  of 16, so the pipeline of lesson 01 resizes the picture before cutting it into patches;
+- a white or light background (every channel 225 … 255, channels within 20 of each other);
+- filled circles, squares and triangles pointing up, s × s pixels, 10 ≤ s ≤ min(W, H) − 2,
+  anywhere: across the 16-pixel patch borders, at least GAP pixels apart, edges hard or
+  antialiased;
+- any clear shade of the four colours: the hue ranges and least saturation and value of
+  COLOUR_DOMAIN (pure primaries, lighter and darker variants).
+
+Five kinds of question: colour and shape (one shape), count (one to three shapes), position
+(the colour of the left one of two shapes of different colours, side by side), size (one
+shape: small is SMALL pixels, big at least BIG). The generator draws from ranges a little
+wider than this domain, so that the model is sure at its edges.
 """
 from __future__ import annotations
 
+import colorsys
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +31,21 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-__all__ = ["COLOURS", "SHAPES", "SIDES", "QUESTIONS", "ANSWERS", "Sample", "draw_shape",
-           "random_sample", "make_samples", "Example", "encode_sample", "dataset_token_ids",
-           "shipped_checkpoint", "demo_picture"]
+__all__ = ["COLOURS", "COLOUR_DOMAIN", "SHAPES", "SIDES", "SMALL", "BIG", "GAP", "QUESTIONS",
+           "ANSWERS", "Sample", "draw_shape", "random_shade", "random_sample", "make_samples",
+           "Example", "encode_sample", "dataset_token_ids", "shipped_checkpoint",
+           "demo_picture"]
 
+
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 8
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 230),
-           "yellow": (235, 200, 30)}
-SHAPES = ("circle", "square", "triangle")
-SIDES = (32, 48, 64)              # picture sides in pixels: 2 … 4 patches of 16
-CELL = 16                         # the patch size: shapes are drawn inside these cells
+           "yellow": (235, 200, 30)}          # one typical shade of each: the demo picture's
+COLOUR_DOMAIN = {"red": ((-10, 10), 0.6, 0.5), "yellow": ((48, 62), 0.6, 0.8),
+                 "green": ((100, 140), 0.5, 0.45), "blue": ((205, 245), 0.5, 0.5)}
+SHAPES = ("circle", "square", "triangle")     # COLOUR_DOMAIN: (hue range °, least S, least V)
+SIDES = (16, 96)                  # the smallest and largest side of a picture, pixels
+SMALL, BIG = (10, 14), 28         # a small shape's side (pixels), a big one's least side
+GAP = 3                           # the least distance between two shapes' boxes, pixels
 QUESTIONS = {"colour": "What colour is the shape?",
              "shape": "What shape is it?",
              "count": "How many shapes are there?",
@@ -41,7 +55,7 @@ ANSWERS = {"colour": tuple(COLOURS), "shape": SHAPES, "count": ("one", "two", "t
            "position": tuple(COLOURS), "size": ("small", "big")}
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 16
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 17
 @dataclass
 class Example:
     """A sample as model inputs. ids: the prompt `<s>[INST]{image tokens}{question}[/INST]`,
@@ -78,7 +92,7 @@ def shipped_checkpoint() -> Path:
     return Path(__file__).resolve().parent / "data" / "tiny_pixtral"
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 57
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 58
 def demo_picture() -> Image.Image:
     """A 64 × 32 picture (2 rows of 4 patches): a red circle on the left, a blue triangle on
     the right; the default picture of `python -m minipixtral describe` with no --model."""
@@ -89,7 +103,7 @@ def demo_picture() -> Image.Image:
     return picture
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 66
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 70
 @dataclass
 class Sample:
     """One picture, its question and the expected answer; kind is a key of QUESTIONS."""
@@ -114,79 +128,122 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, 
         raise ValueError(f"unknown shape {shape!r}: choose from {SHAPES}")
 
 
-def _box(rng: random.Random, row: int, col: int, cells: int, size: int) -> tuple[int, ...]:
-    """A size × size box placed at random inside the cells × cells grid cells whose top-left
-    cell is (row, col), at least one pixel away from their border."""
-    span = cells * CELL - 2 - size
-    x = col * CELL + 1 + rng.randint(0, span)
-    y = row * CELL + 1 + rng.randint(0, span)
-    return x, y, x + size - 1, y + size - 1
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 71
+WIDER = (4, 0.1, 0.08)  # the generator's margin: degrees of hue, saturation, value
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 67
-def _draw_size(rng: random.Random, draw: ImageDraw.ImageDraw, cells: list[tuple[int, int]],
-               rows: int, cols: int) -> str:
-    """One shape, small (6–9 pixels, in one cell) or big (24–30 pixels, over 2 × 2 cells);
-    returns the answer, "small" or "big"."""
-    big = rng.random() < 0.5
-    if big:
-        r, c = rng.randrange(rows - 1), rng.randrange(cols - 1)
-        box = _box(rng, r, c, 2, rng.randint(24, 30))
-    else:
-        box = _box(rng, *rng.choice(cells), 1, rng.randint(6, 9))
-    draw_shape(draw, rng.choice(SHAPES), box, COLOURS[rng.choice(list(COLOURS))])
-    return "big" if big else "small"
+def random_shade(rng: random.Random, name: str) -> tuple[int, int, int]:
+    """A shade of colour `name`: the pure colour of a hue in its range, mixed with white
+    (a tint: lower saturation) and with black (a shade: lower value), each in 60% of the
+    draws, down to a little below COLOUR_DOMAIN's least saturation and value."""
+    (low, high), saturation, value = COLOUR_DOMAIN[name]
+    hue = rng.uniform(low - WIDER[0], high + WIDER[0]) % 360
+    white = rng.uniform(0, 1 - saturation + WIDER[1]) if rng.random() < 0.6 else 0.0
+    black = rng.uniform(0, 1 - value + WIDER[2]) if rng.random() < 0.6 else 0.0
+    pure = colorsys.hsv_to_rgb(hue / 360, 1.0, 1.0)
+    return tuple(round(255 * (1 - black) * ((1 - white) * c + white)) for c in pure)
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 68
-def _draw_position(rng: random.Random, draw: ImageDraw.ImageDraw,
-                   cells: list[tuple[int, int]]) -> str:
-    """Two shapes of different colours, in different columns; returns the left one's colour."""
-    (r1, c1), (r2, c2) = rng.sample(cells, 2)
-    while c1 == c2:
-        (r1, c1), (r2, c2) = rng.sample(cells, 2)
-    colours = rng.sample(list(COLOURS), 2)
-    for (r, c), colour in zip([(r1, c1), (r2, c2)], colours):
-        draw_shape(draw, rng.choice(SHAPES), _box(rng, r, c, 1, rng.randint(12, 14)),
-                   COLOURS[colour])
-    return colours[0] if c1 < c2 else colours[1]
+def _background(rng: random.Random) -> tuple[int, int, int]:
+    """White (40% of pictures) or a light colour: channels 225 … 255, within 18 of each other."""
+    if rng.random() < 0.4:
+        return (255, 255, 255)
+    base = rng.randint(234, 246)
+    return tuple(base + rng.randint(-9, 9) for _ in range(3))
 
 
-def _draw_shapes(rng: random.Random, draw: ImageDraw.ImageDraw, cells: list[tuple[int, int]],
-                 n: int) -> tuple[str, str]:
-    """n shapes of random shape and colour, in different cells; returns the last one's
-    (shape, colour)."""
-    shape, colour = SHAPES[0], "red"
-    for r, c in rng.sample(cells, n):
-        shape, colour = rng.choice(SHAPES), rng.choice(list(COLOURS))
-        draw_shape(draw, shape, _box(rng, r, c, 1, rng.randint(12, 14)), COLOURS[colour])
-    return shape, colour
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 72
+Box = tuple[float, float, float]  # x, y of the top-left corner and the side s, in pixels
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 69
+def _apart(a: Box, b: Box, gap: float) -> bool:
+    """True if the two s × s boxes are at least gap pixels apart, across or down."""
+    (ax, ay, a_side), (bx, by, b_side) = a, b
+    return (ax + a_side + gap <= bx or bx + b_side + gap <= ax
+            or ay + a_side + gap <= by or by + b_side + gap <= ay)
+
+
+def _side_by_side(a: Box, b: Box) -> bool:
+    """True if one box is left of the other, GAP − 1 pixels or more between them."""
+    return a[0] + a[2] + GAP - 1 <= b[0] or b[0] + b[2] + GAP - 1 <= a[0]
+
+
+def _place(rng: random.Random, width: int, height: int, sides: list[int],
+           gap: float = GAP - 1, tries: int = 50) -> list[Box] | None:
+    """Boxes of the given sides at random spots (any sub-pixel offset, one pixel of margin),
+    each at least gap pixels from the others; None when one does not fit in `tries` draws."""
+    boxes: list[Box] = []
+    for side in sides:
+        for _ in range(tries):
+            box = (rng.uniform(1, width - 1 - side), rng.uniform(1, height - 1 - side), side)
+            if all(_apart(box, other, gap) for other in boxes):
+                boxes.append(box)
+                break
+        else:
+            return None
+    return boxes
+
+
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 73
+def _render(rng: random.Random, width: int, height: int,
+            shapes: list[tuple[str, Box, tuple[int, int, int]]]) -> Image.Image:
+    """A width × height picture of (shape, box, colour) on a light background. Half of the
+    pictures are drawn 4 times larger and shrunk (each pixel the mean of its 4 × 4 block):
+    antialiased edges; the other half with hard edges, at whole-pixel spots."""
+    scale = 4 if rng.random() < 0.5 else 1
+    picture = Image.new("RGB", (width * scale, height * scale), _background(rng))
+    pen = ImageDraw.Draw(picture)
+    for shape, (x, y, side), colour in shapes:
+        x0, y0 = round(x * scale), round(y * scale)
+        x1, y1 = round((x + side) * scale) - 1, round((y + side) * scale) - 1
+        draw_shape(pen, shape, (x0, y0, x1, y1), colour)
+    return picture.resize((width, height), Image.BOX) if scale > 1 else picture
+
+
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 74
+KIND_WEIGHTS = {"colour": 1, "shape": 2, "count": 1.5, "position": 1, "size": 0.75}
+
+
+def _sides(rng: random.Random, width: int, height: int, n: int, big: bool | None) -> list[int]:
+    """The sides of n shapes in a width × height picture, from 9 pixels up to what may fit;
+    with big given, one small (9–15) or big (from 27) side. A side too big for the picture
+    makes random_sample draw the picture again."""
+    most, least = min(width, height) - 2, SMALL[0] - 1
+    if big is not None:
+        return [rng.randint(BIG - 1, max(BIG - 1, most)) if big else rng.randint(least, SMALL[1] + 1)]
+    cap = most if n == 1 else max(least, min(most, (width - GAP) // 2 - 1))
+    return [rng.randint(least, cap) for _ in range(n)]
+
+
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 75
 def random_sample(rng: random.Random, kind: str | None = None) -> Sample:
     """Draw one sample with rng (a random.Random: the same seed gives the same sample).
-    kind: one of QUESTIONS, or None to pick one at random."""
-    kind = kind if kind is not None else rng.choice(list(QUESTIONS))
+    kind: one of QUESTIONS, or None to pick one with KIND_WEIGHTS (the harder, more often)."""
+    if kind is None:
+        kind = rng.choices(list(KIND_WEIGHTS), weights=list(KIND_WEIGHTS.values()))[0]
     if kind not in QUESTIONS:
         raise ValueError(f"unknown kind {kind!r}: choose from {list(QUESTIONS)}")
-    width, height = rng.choice(SIDES), rng.choice(SIDES)
-    rows, cols = height // CELL, width // CELL
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    cells = [(r, c) for r in range(rows) for c in range(cols)]
-    if kind == "size":
-        return Sample(image, kind, QUESTIONS[kind], _draw_size(rng, draw, cells, rows, cols))
-    if kind == "position":  # two shapes of different colours, in different columns
-        return Sample(image, kind, QUESTIONS[kind], _draw_position(rng, draw, cells))
-    n = rng.randint(1, 3) if kind == "count" else 1
-    shape, colour = _draw_shapes(rng, draw, cells, n)
-    answer = {"colour": colour, "shape": shape, "count": ANSWERS["count"][n - 1]}[kind]
+    n = {"count": rng.randint(1, 3), "position": 2}.get(kind, 1)
+    big = rng.random() < 0.5 if kind == "size" else None
+    while True:  # draw sizes and spots until the shapes fit (side by side for position)
+        width, height = rng.randint(*SIDES), rng.randint(*SIDES)
+        sides = _sides(rng, width, height, n, big)
+        boxes = _place(rng, width, height, sides) if max(sides) <= min(width, height) - 2 else None
+        if boxes and (kind != "position" or _side_by_side(*boxes)):
+            break
+    names = rng.sample(list(COLOURS), 2) if kind == "position" else \
+        [rng.choice(list(COLOURS)) for _ in boxes]
+    shapes = [rng.choice(SHAPES) for _ in boxes]
+    image = _render(rng, width, height, [(shape, box, random_shade(rng, name))
+                                         for shape, box, name in zip(shapes, boxes, names)])
+    left = min(range(len(boxes)), key=lambda i: boxes[i][0])
+    answer = {"colour": names[0], "shape": shapes[0], "count": ANSWERS["count"][len(boxes) - 1],
+              "position": names[left], "size": "big" if big else "small"}[kind]
     return Sample(image, kind, QUESTIONS[kind], answer)
 
 
 def make_samples(n: int, seed: int, balanced: bool = True) -> list[Sample]:
     """n samples from random.Random(seed); balanced: the kinds in turn (colour, shape, …),
-    otherwise each kind at random."""
+    otherwise drawn with KIND_WEIGHTS."""
     rng, kinds = random.Random(seed), list(QUESTIONS)
     return [random_sample(rng, kinds[i % len(kinds)] if balanced else None) for i in range(n)]
