@@ -40,9 +40,9 @@ __all__ = ["COLOURS", "COLOUR_DOMAIN", "SHAPES", "SIDES", "SMALL", "BIG", "GAP",
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 8
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 230),
            "yellow": (235, 200, 30)}          # one typical shade of each: the demo picture's
-COLOUR_DOMAIN = {"red": ((-10, 10), 0.6, 0.5), "yellow": ((48, 62), 0.6, 0.8),
-                 "green": ((100, 140), 0.5, 0.45), "blue": ((205, 245), 0.5, 0.5)}
-SHAPES = ("circle", "square", "triangle")     # COLOUR_DOMAIN: (hue range °, least S, least V)
+COLOUR_DOMAIN = {"red": ((-10, 10), 0.6, 0.5), "yellow": ((48, 62), 0.6, 0.8),  # (hue range °,
+                 "green": ((100, 140), 0.5, 0.45), "blue": ((205, 245), 0.5, 0.5)}  # least S, V)
+SHAPES = ("circle", "square", "triangle")
 SIDES = (16, 96)                  # the smallest and largest side of a picture, pixels
 SMALL, BIG = (10, 14), 28         # a small shape's side (pixels), a big one's least side
 GAP = 3                           # the least distance between two shapes' boxes, pixels
@@ -210,7 +210,9 @@ def _sides(rng: random.Random, width: int, height: int, n: int, big: bool | None
     makes random_sample draw the picture again."""
     most, least = min(width, height) - 2, SMALL[0] - 1
     if big is not None:
-        return [rng.randint(BIG - 1, max(BIG - 1, most)) if big else rng.randint(least, SMALL[1] + 1)]
+        side = rng.randint(BIG - 1, max(BIG - 1, most)) if big else \
+            rng.randint(least, SMALL[1] + 1)
+        return [side]
     cap = most if n == 1 else max(least, min(most, (width - GAP) // 2 - 1))
     return [rng.randint(least, cap) for _ in range(n)]
 
