@@ -98,6 +98,34 @@ def download(args: argparse.Namespace) -> int:
 
 
 # %% notebooks/D_loading.ipynb, cell 67
+def quantize(args: argparse.Namespace) -> int:
+    """`quantize IN OUT --bits 8|4`: lesson 10's quantize_folder, with its time, the sizes and
+    this process's peak memory."""
+    from minipixtral.quantize import quantize_folder
+
+    if args.bits == 8 and args.group_size is not None:
+        raise ValueError("--group-size is for --bits 4: int8 keeps one scale per row")
+    start = time.perf_counter()
+    folder = quantize_folder(args.source, args.target, bits=args.bits,
+                             group_size=args.group_size or 128, vision=args.vision)
+    seconds = time.perf_counter() - start
+    gigabytes = lambda f: sum(p.stat().st_size for p in Path(f).iterdir() if p.is_file()) / 1e9
+    print(f"int{args.bits} checkpoint in {folder}: {gigabytes(folder):.2f} GB (the source: "
+          f"{gigabytes(args.source):.2f} GB), written in {seconds:.1f} s{_peak_memory()}")
+    return 0
+
+
+def _peak_memory() -> str:
+    """', peak memory X GB': this process's largest resident size (VmHWM; Linux only, where
+    ru_maxrss would include the peak of the process that started this one)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:  # not Linux
+        return ""
+    return f", peak memory {int(status.split('VmHWM:')[1].split()[0]) * 1024 / 1e9:.2f} GB"
+
+
+# %% notebooks/D_loading.ipynb, cell 68
 def _add_describe(commands) -> None:
     """The `describe` command and its options."""
     d = commands.add_parser("describe", help="answer a prompt about an image, streaming")
@@ -115,18 +143,34 @@ def _add_describe(commands) -> None:
     d.set_defaults(run=describe)
 
 
-# %% notebooks/D_loading.ipynb, cell 68
+# %% notebooks/D_loading.ipynb, cell 69
+def _add_quantize(commands) -> None:
+    """The `quantize` command (lesson 10) and its options."""
+    q = commands.add_parser("quantize", help="write an int8 or int4 copy of a checkpoint folder")
+    q.add_argument("source", help="a checkpoint folder in Mistral's format (params.json, "
+                                  "consolidated.safetensors, tekken.json)")
+    q.add_argument("target", help="the new folder to write (must not exist, or be empty)")
+    q.add_argument("--bits", type=int, choices=(8, 4), required=True)
+    q.add_argument("--group-size", type=int, choices=(32, 64, 128),
+                   help="int4 only: inputs sharing one scale (default 128)")
+    q.add_argument("--vision", action="store_true",
+                   help="quantize the vision encoder and the adapter too (default: the decoder)")
+    q.set_defaults(run=quantize)
+
+
+# %% notebooks/D_loading.ipynb, cell 70
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minipixtral")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_describe(commands)
+    _add_quantize(commands)
     g = commands.add_parser("download", help=f"fetch {REPO_ID} from the Hugging Face Hub")
     g.add_argument("folder", nargs="?", default="Pixtral-12B-2409")
     g.set_defaults(run=download)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -41,7 +41,8 @@ class KVCache:
 # %% notebooks/07_generation.ipynb, cell 18
 def new_cache(model: nn.Module, max_len: int) -> list[KVCache]:
     """An empty cache for max_len tokens of this model: one KVCache per decoder layer."""
-    c, weight = model.config, model.output.weight
+    c = model.config
+    weight = next(p for p in model.parameters() if p.is_floating_point())  # dtype, device
     return [KVCache(max_len, c.n_kv_heads, c.head_dim, weight.dtype, weight.device)
             for _ in range(c.n_layers)]
 

@@ -124,7 +124,8 @@ _REQUIRED = {"dim", "n_layers", "head_dim", "hidden_dim", "n_heads", "n_kv_heads
 # %% notebooks/08_real_weights.ipynb, cell 35
 def _take(section: dict, fields: dict, where: str) -> dict:
     """The known fields of one section, type-checked; close misspellings are errors."""
-    known = set(fields) | set(_TOKEN_FIELDS) | set(_FIXED_FIELDS) | {"vision_encoder"}
+    known = set(fields) | set(_TOKEN_FIELDS) | set(_FIXED_FIELDS) | {"vision_encoder",
+                                                                     "quantization"}
     out = {}
     for key, value in section.items():
         if key in fields:
@@ -213,7 +214,7 @@ def fill_model(model_class: Callable[[PixtralConfig], nn.Module], config: Pixtra
     with torch.device("meta"):
         model = model_class(config)
     _check_names_and_shapes(model, tensors, source)
-    state = {name: tensor.to(device=device, dtype=dtype)
+    state = {name: tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else None)
              for name, tensor in tqdm(tensors.items(), desc=f"loading to {device}",
                                       unit="tensor", leave=False)}
     model.load_state_dict(state, strict=True, assign=True)
@@ -230,8 +231,11 @@ def load_folder(model_class: Callable[[PixtralConfig], nn.Module], folder: str |
     params, weights = folder / "params.json", folder / "consolidated.safetensors"
     if not (params.is_file() and weights.is_file()):
         raise _not_a_checkpoint(folder)  # Going deeper: which file, and what to do instead
-    return fill_model(model_class, read_params(params), read_safetensors(weights), str(weights),
-                      device, dtype)
+    config = read_params(params)
+    if "quantization" in json.loads(params.read_text()):  # int8 or int4 weights
+        from minipixtral.quantize import load_quantized_folder  # lesson 10
+        return load_quantized_folder(model_class, folder, device, dtype)
+    return fill_model(model_class, config, read_safetensors(weights), str(weights), device, dtype)
 
 
 # %% notebooks/08_real_weights.ipynb, cell 76

@@ -110,3 +110,67 @@ def test_missing_cuda_is_a_clear_error():
     result = run("--quick", "--device", "cuda", timeout=120)
     assert result.returncode == 2
     assert "CUDA is not available" in result.stderr and "Traceback" not in result.stderr
+
+
+# benchmarks/full_size.py: a random checkpoint, quantized to int8 and int4, each format loaded
+# and answering a prompt in its own process. --tiny keeps it to seconds of work (most of the
+# time is the six processes' imports).
+FULL_SIZE = ROOT / "benchmarks" / "full_size.py"
+FULL_SIZE_NUMBERS = ["file_bytes", "load_s", "load_peak_rss", "peak_rss", "prefill_tok_s",
+                     "first_step_s", "decode_tok_s", "bytes_per_token", "bound_tok_s",
+                     "bound_share"]
+
+
+def test_full_size_tiny_run(tmp_path):
+    work, out = tmp_path / "work", tmp_path / "full_size.json"
+    work.mkdir()
+    result = subprocess.run([sys.executable, str(FULL_SIZE), "--tiny", "--layers", "1",
+                             "--vision-layers", "1", "--dir", str(work), "--json", str(out)],
+                            cwd=ROOT, env=dict(os.environ, TQDM_DISABLE="1"),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(out.read_text())
+    rows = {row["format"]: row for row in data["rows"]}
+    assert list(rows) == ["bf16", "int8", "int4"]
+    for name, row in rows.items():
+        assert isinstance(row["status"], str) and row["status"], name   # what happened
+        if not row["status"].startswith("ok"):
+            continue
+        numbers = FULL_SIZE_NUMBERS + (["quantize_s", "quantize_peak_rss"]
+                                       if name != "bf16" else [])
+        for key in numbers:
+            value = row[key]
+            assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, \
+                (name, key, value)
+        assert row["prompt_tokens"] > 1024                 # the 512 × 512 image's tokens
+        assert row["decode_steps"] == 15 and len(row["tokens"]) == 16
+        assert row["peak_rss"] >= row["load_peak_rss"]
+    assert all(row["status"] == "ok" for row in rows.values()), rows   # tiny: all fit
+    sizes = {name: row["file_bytes"] for name, row in rows.items()}
+    assert sizes["int4"] < sizes["int8"] < sizes["bf16"], sizes
+    for name, size in sizes.items():       # the disk check's estimate, the header aside
+        assert 0 < size - data["expected_file_bytes"][name] < 100_000, name
+    assert rows["int4"]["bytes_per_token"] < rows["int8"]["bytes_per_token"] \
+        < rows["bf16"]["bytes_per_token"]
+    table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| format | file GB |") and len(table) == 1 + 3
+    assert [line.split("|")[1].strip() for line in table[1:]] == ["bf16", "int8", "int4"]
+    assert "Copy bandwidth" in result.stdout and "**Machine:**" in result.stdout
+    assert list(work.iterdir()) == []                  # every file it wrote is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full_size.json", "work"]
+
+
+def test_full_size_checks_the_disk_first(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    import shutil
+    spec = importlib.util.spec_from_file_location("full_size", FULL_SIZE)
+    full_size = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(full_size)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(
+        10**12, 10**12 - 10**9, 10**9))                # 1 GB free
+    assert full_size.main(["--dir", str(tmp_path / "work")]) == 2
+    err = capsys.readouterr().err
+    needed = re.search(r"this run needs ([\d.]+) GB", err)
+    assert needed and 39 < float(needed.group(1)) < 42, err   # 25.4 + 13.x (int8) + margin
+    assert "1.0 GB are free" in err and "--dir" in err
+    assert list(tmp_path.iterdir()) == []               # nothing written, not even the folder
