@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, MemoryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -19,6 +19,7 @@ import json
 import math
 import mmap
 import shutil
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -368,8 +369,9 @@ def _rows(weight: torch.Tensor, size: int = 1 << 22) -> Iterable[torch.Tensor]:
 
 def _mapped_tensors(path: Path, skeleton: nn.Module) -> tuple[dict, mmap.mmap]:
     """({name: (dtype, shape, numel, offset)} of a .safetensors file whose names and shapes
-    are the skeleton's, the file memory-mapped)."""
-    header, data_start, buffer, size = _open_mapped(path)
+    are the skeleton's, the file memory-mapped read-only: unlike lesson 08's copy-on-write
+    mapping, that needs no promise of memory, so a file larger than the RAM maps too)."""
+    header, data_start, buffer, size = _open_mapped(path, mmap.ACCESS_READ)  # fits any size
     stored = {name: _check_entry(path, name, info, data_start, size)
               for name, info in header.items() if name != "__metadata__"}
     shapes = {name: torch.empty(entry[1], device="meta") for name, entry in stored.items()}
@@ -406,7 +408,10 @@ def _write_quantized(source: Path, target: Path, config: PixtralConfig, spec: di
                 out.write(name, scales.pop(name))
                 continue
             dtype, shape, numel, offset = stored[name]
-            tensor = torch.frombuffer(buffer, dtype=dtype, count=numel, offset=offset).view(shape)
+            with warnings.catch_warnings():           # read-only memory: we never write it
+                warnings.simplefilter("ignore", UserWarning)
+                tensor = torch.frombuffer(buffer, dtype=dtype, count=numel, offset=offset)
+            tensor = tensor.view(shape)
             if expected[name].is_floating_point():
                 out.write(name, tensor)
             else:

@@ -37,10 +37,11 @@ SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.f
 
 
 # %% notebooks/08_real_weights.ipynb, cell 21
-def _open_mapped(path: Path) -> tuple[dict, int, mmap.mmap, int]:
-    """(the JSON header, the byte where the data start, the file memory-mapped copy-on-write,
-    the file's size). Raises ValueError for a file too short for its header, or a header
-    that is not JSON."""
+def _open_mapped(path: Path, access: int = mmap.ACCESS_COPY
+                 ) -> tuple[dict, int, mmap.mmap, int]:
+    """(the JSON header, the byte where the data start, the file memory-mapped copy-on-write
+    (or read-only), the file's size). ValueError for a truncated file or a header that is
+    not JSON; MemoryError for a file the machine cannot map copy-on-write."""
     size = path.stat().st_size
     with open(path, "rb") as file:
         if size < 8:
@@ -53,7 +54,11 @@ def _open_mapped(path: Path) -> tuple[dict, int, mmap.mmap, int]:
             header = json.loads(file.read(header_len))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"{path} has a corrupt safetensors header: {err}") from err
-        buffer = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
+        try:
+            buffer = mmap.mmap(file.fileno(), 0, access=access)
+        except OSError as err:   # ENOMEM: the OS will not promise a private copy that large
+            raise MemoryError(f"{path} ({size / 1e9:.1f} GB) does not fit in this machine's "
+                              f"memory: quantize it (lesson 10)") from err
     return header, 8 + header_len, buffer, size
 
 

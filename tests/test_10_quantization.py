@@ -296,3 +296,27 @@ def test_quantizing_memory_does_not_grow_with_the_model(tmp_path):
     grown = sizes[12] - sizes[4]
     assert grown > 1e8
     assert peaks[12] - peaks[4] < 0.5 * grown, (peaks, sizes)
+
+
+def test_a_file_larger_than_the_memory_is_quantized_through_a_read_only_map(float_folder, tmp_path,
+                                                                         monkeypatch, capsys):
+    """As on a machine whose memory is smaller than the file (Pixtral-12B's 25.4 GB on 24 GB
+    without swap): the operating system refuses a copy-on-write mapping (ENOMEM) but not a
+    read-only one. Loading says so clearly; quantizing works."""
+    import mmap
+
+    from minipixtral.__main__ import main
+
+    real = mmap.mmap
+
+    def like_a_small_machine(fileno, length, *, access=mmap.ACCESS_WRITE, **kwargs):
+        if access != mmap.ACCESS_READ:
+            raise OSError(12, "Cannot allocate memory")
+        return real(fileno, length, access=access, **kwargs)
+
+    monkeypatch.setattr(mmap, "mmap", like_a_small_machine)
+    with pytest.raises(MemoryError, match="does not fit in this machine's memory: quantize it"):
+        mp.Pixtral.from_folder(float_folder, device="cpu")
+    assert main(["describe", "--model", str(float_folder), "--device", "cpu"]) == 2
+    assert "does not fit in this machine's memory" in capsys.readouterr().err
+    assert quantize_folder(float_folder, tmp_path / "q", bits=8).is_dir()
