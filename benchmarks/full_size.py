@@ -57,6 +57,7 @@ from minipixtral.layers import RMSNorm  # noqa: E402
 from minipixtral.quantize import SafetensorsWriter, quantize_model  # noqa: E402
 from minipixtral.reference import tiny_config  # noqa: E402
 from minipixtral.weights import params_dict, read_params  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # imported by the tests, too
 from run import _first_line  # noqa: E402  (benchmarks/run.py, this file's sibling)
 
 # Pixtral-12B-2409's params.json as released (docs/PIXTRAL.md, section 1.1: the 9 decoder and
