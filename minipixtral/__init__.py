@@ -33,7 +33,16 @@ from .adapter import VisionLanguageAdapter, merge_image_features
 from .decoder import DecoderConfig, Decoder, causal_mask
 from .config import PixtralConfig
 from .model import Pixtral
-from .generate import KVCache, new_cache, sample_next, generate_ids, generate, stream_text
+from .generate import (
+    KVCache,
+    new_cache,
+    nucleus_floor,
+    draw_index,
+    sample_next,
+    generate_ids,
+    generate,
+    stream_text,
+)
 from .weights import (
     SAFETENSORS_DTYPES,
     read_safetensors,
@@ -62,6 +71,7 @@ from .synthetic import (
     encode_sample,
     dataset_token_ids,
     shipped_checkpoint,
+    shipped_tokenizer,
     demo_picture,
 )
 from .training import (
@@ -149,6 +159,8 @@ __all__ = [
     "Pixtral",
     "KVCache",
     "new_cache",
+    "nucleus_floor",
+    "draw_index",
     "sample_next",
     "generate_ids",
     "generate",
@@ -178,6 +190,7 @@ __all__ = [
     "encode_sample",
     "dataset_token_ids",
     "shipped_checkpoint",
+    "shipped_tokenizer",
     "demo_picture",
     "block_causal_mask",
     "packed_positions",

@@ -24,22 +24,24 @@ def _model_and_prompt(args: argparse.Namespace):
     """(model, tokenizer, image, prompt) for `describe`: the --model checkpoint, or the tiny
     Pixtral of lesson 09 that the package ships."""
     from minipixtral.model import Pixtral
-    from minipixtral.synthetic import QUESTIONS, demo_picture, shipped_checkpoint
-    from minipixtral.tokenizer import Tokenizer, shipped_tokenizer_file
+    from minipixtral.synthetic import QUESTIONS, demo_picture, shipped_checkpoint, \
+        shipped_tokenizer
+    from minipixtral.tokenizer import Tokenizer
 
     if args.model:  # a checkpoint in Mistral's layout, with its own tokenizer
         folder = Path(args.model)
         model = Pixtral.from_folder(folder, device=args.device)
         image = args.image or matplotlib.cbook.get_sample_data("grace_hopper.jpg",
                                                                asfileobj=False)
-        return (model, Tokenizer.from_file(folder / "tekken.json"), image,
-                args.prompt or "Describe the image.")
+        vision = model.config.vision_encoder  # its params.json's image settings
+        tokenizer = Tokenizer.from_file(folder / "tekken.json", patch_size=vision.patch_size,
+                                        max_image_size=vision.image_size)
+        return model, tokenizer, image, args.prompt or "Describe the image."
     model = Pixtral.from_folder(shipped_checkpoint(), device=args.device)
     print("(no --model: the tiny Pixtral of lesson 09, trained on pictures of drawn shapes;"
           " it knows these questions: " + " | ".join(QUESTIONS.values()) + ")",
           file=sys.stderr)
-    return (model, Tokenizer.from_file(shipped_tokenizer_file()),
-            args.image or demo_picture(), args.prompt or BUILT_IN_PROMPT)
+    return model, shipped_tokenizer(), args.image or demo_picture(), args.prompt or BUILT_IN_PROMPT
 
 
 # %% notebooks/D_loading.ipynb, cell 64

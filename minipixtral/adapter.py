@@ -51,7 +51,8 @@ def merge_image_features(embeddings: torch.Tensor, input_ids: torch.Tensor,
         detail = "; ".join(f"image {k}: {c} [IMG] tokens, {p} patches"
                            for k, (c, p) in enumerate(zip(counts, patches)))
         raise ValueError(f"the prompt's image tokens do not match the images ({detail}): "
-                         f"encode prompt and images together with Tokenizer.encode_chat")
+                         f"encode prompt and images together with Tokenizer.encode_chat, "
+                         f"with the model's patch size")
     merged = embeddings.clone()  # the caller's embeddings stay as they were
     if image_features:
         merged[is_img] = torch.cat(image_features).to(embeddings.dtype)

@@ -58,13 +58,14 @@ class _DecoderParts(nn.Module):
         self.output = nn.Linear(config.dim, config.vocab_size, bias=False)  # untied
 
     def run_layers(self, h: torch.Tensor, positions: torch.Tensor,
-                   mask: torch.Tensor | None = None,
-                   cache: list[KVStore] | None = None) -> torch.Tensor:
+                   mask: torch.Tensor | None = None, cache: list[KVStore] | None = None,
+                   causal: bool = False) -> torch.Tensor:
         """h: [T, dim] at positions [T] → [T, dim] after every block (before the final
-        norm). mask: bool [T, S] (None: every key); cache: one store per layer, or None."""
+        norm). mask: bool [T, S] (None: every key); cache: one store per layer, or None;
+        causal: the causal mask without building it (the queries are all the keys)."""
         angles = rope_angles_1d(positions, self.config.head_dim, self.config.rope_theta)
         for i, layer in enumerate(self.layers):
-            h = layer(h, angles, mask, cache[i] if cache is not None else None)
+            h = layer(h, angles, mask, cache[i] if cache is not None else None, causal=causal)
         return h
 
 
@@ -73,27 +74,45 @@ class Decoder(_DecoderParts):
     """Ids or embeddings → logits. Attribute names are the checkpoint's top-level keys."""
 
     def forward_embeddings(self, h: torch.Tensor, *, start: int = 0,
-                           cache: list[KVStore] | None = None,
-                           last_only: bool = False) -> torch.Tensor:
+                           cache: list[KVStore] | None = None, last_only: bool = False,
+                           chunk: int | None = None) -> torch.Tensor:
         """h: [T, dim] embeddings of the tokens at positions start … start+T−1 → logits
         [T, vocab] ([1, vocab], the last token's, with last_only). With a cache (one per
         layer) holding the first `start` tokens, attention also reads them; without one,
-        start must be 0."""
+        start must be 0. chunk (lesson 07, needs a cache): at most chunk tokens a pass."""
         T = h.shape[0]
+        if chunk is not None:
+            return _in_chunks(self, h, start, cache, last_only, chunk)
         if cache is None and start:
             raise ValueError("start > 0 needs the cache of the earlier tokens")
         if start + T > self.config.max_seq_len:
             raise ValueError(f"{start + T} tokens do not fit the context of "
                              f"{self.config.max_seq_len}")
         positions = torch.arange(start, start + T, device=h.device)
-        mask = causal_mask(T, start + T, h.device) if T > 1 else None
-        h = self.run_layers(h, positions, mask, cache)
+        # from position 0: SDPA's causal mode, no [T, T] mask; after cached tokens: [T, S]
+        mask = causal_mask(T, start + T, h.device) if T > 1 and start else None
+        h = self.run_layers(h, positions, mask, cache, causal=T > 1 and not start)
         if last_only:
             h = h[-1:]
         return self.output(self.norm(h)).float()
 
     def forward(self, input_ids: torch.Tensor, *, start: int = 0,
-                cache: list[KVStore] | None = None, last_only: bool = False) -> torch.Tensor:
+                cache: list[KVStore] | None = None, last_only: bool = False,
+                chunk: int | None = None) -> torch.Tensor:
         """input_ids: [T] → logits [T, vocab] (float32; [1, vocab] with last_only)."""
         return self.forward_embeddings(self.tok_embeddings(input_ids), start=start,
-                                       cache=cache, last_only=last_only)
+                                       cache=cache, last_only=last_only, chunk=chunk)
+
+
+# %% notebooks/06_decoder.ipynb, cell 28
+def _in_chunks(decoder: nn.Module, h: torch.Tensor, start: int, cache: list[KVStore] | None,
+               last_only: bool, chunk: int) -> torch.Tensor:
+    """Decoder.forward_embeddings chunk by chunk (lesson 07): chunk k's tokens read the cache
+    of all the tokens before them through a [chunk, S] mask, so no pass holds more than chunk
+    rows of activations."""
+    if not isinstance(chunk, int) or chunk < 1 or cache is None:
+        raise ValueError(f"chunk must be an integer ≥ 1, with a cache; got {chunk!r}"
+                         f"{' and no cache' if cache is None else ''}")
+    rows = [decoder.forward_embeddings(h[i:i + chunk], start=start + i, cache=cache,
+                                       last_only=last_only) for i in range(0, len(h), chunk)]
+    return rows[-1] if last_only else torch.cat(rows)

@@ -10,7 +10,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-__all__ = ["KVCache", "new_cache", "sample_next", "generate_ids", "generate", "stream_text"]
+__all__ = ["KVCache", "new_cache", "nucleus_floor", "draw_index", "sample_next", "generate_ids",
+           "generate", "stream_text"]
 
 
 # %% notebooks/07_generation.ipynb, cell 14
@@ -47,7 +48,38 @@ def new_cache(model: nn.Module, max_len: int) -> list[KVCache]:
             for _ in range(c.n_layers)]
 
 
-# %% notebooks/07_generation.ipynb, cell 26
+# %% notebooks/07_generation.ipynb, cell 31
+def nucleus_floor(probs: torch.Tensor, top_p: float, k: int = 64, bins: int = 4096
+                  ) -> torch.Tensor:
+    """The probability of the token that crosses top_p: the nucleus of probs [V] is every
+    token with p ≥ it. The k largest first; if they fall short of top_p, a histogram of log p
+    whose bins hold their tokens' mass finds the bin that crosses, and only it is sorted."""
+    top = probs.topk(min(k, probs.numel())).values.double()          # descending
+    before = top.cumsum(0) - top                                     # mass ranked above each
+    if before[-1] + top[-1] >= top_p or top.numel() == probs.numel():
+        return top[before < top_p][-1].float()
+    log_p = probs.log().clamp_(min=-1e4)                             # p = 0 → a finite bin
+    low, high = float(log_p.min()), float(log_p.max())
+    bin_of = ((log_p - low) * (bins / max(high - low, 1e-30))).long().clamp_(max=bins - 1)
+    mass = torch.bincount(bin_of, weights=probs.double(), minlength=bins)           # [bins]
+    above = mass.flip(0).cumsum(0).flip(0) - mass                    # mass of the bins above
+    crossing = max(int((above + mass >= top_p).sum()) - 1, 0)        # the last bin to reach it
+    band = probs[bin_of == crossing].double().sort(descending=True).values
+    before = above[crossing] + band.cumsum(0) - band
+    return band[before < top_p][-1].float()
+
+
+# %% notebooks/07_generation.ipynb, cell 33
+def draw_index(probs: torch.Tensor, generator: torch.Generator | None = None) -> int:
+    """An index i drawn with probability probs[i] / Σ probs (probs [V] ≥ 0): a uniform number
+    u in [0, Σ probs) and the first index whose cumulative sum exceeds u."""
+    cdf = probs.cumsum(0, dtype=torch.float64)
+    u = torch.rand((), generator=generator, dtype=torch.float64, device=probs.device) * cdf[-1]
+    index = int(torch.searchsorted(cdf, u, right=True))
+    return index if index < len(probs) else int(probs.nonzero().max())  # u rounded up to Σ
+
+
+# %% notebooks/07_generation.ipynb, cell 34
 def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0,
                 generator: torch.Generator | None = None) -> int:
     """The next token from logits [vocab]: argmax when temperature is 0, otherwise a draw
@@ -57,14 +89,11 @@ def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1
         return int(logits.argmax())
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     if top_p < 1.0:
-        sorted_probs, order = probs.sort(descending=True)
-        before = sorted_probs.cumsum(0) - sorted_probs    # mass of the tokens ranked higher
-        sorted_probs[before >= top_p] = 0
-        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
-    return int(torch.multinomial(probs, 1, generator=generator))
+        probs = probs.masked_fill(probs < nucleus_floor(probs, top_p), 0.0)
+    return draw_index(probs, generator)
 
 
-# %% notebooks/07_generation.ipynb, cell 34
+# %% notebooks/07_generation.ipynb, cell 40
 def _check_arguments(max_new_tokens: int, temperature: float, top_p: float) -> None:
     if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an integer ≥ 0, got {max_new_tokens!r}")
@@ -74,7 +103,7 @@ def _check_arguments(max_new_tokens: int, temperature: float, top_p: float) -> N
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
 
 
-# %% notebooks/07_generation.ipynb, cell 35
+# %% notebooks/07_generation.ipynb, cell 41
 def _prompt_ids(input_ids: Sequence[int] | torch.Tensor, max_new_tokens: int, context: int,
                 device: torch.device) -> torch.Tensor:
     """The prompt as a LongTensor [T] on device; refuses an empty prompt, and one that leaves
@@ -111,20 +140,21 @@ def _decode_step(model: nn.Module, ids: torch.Tensor, images: Sequence[torch.Ten
     return model(ids, images, last_only=True)[-1], ids
 
 
-# %% notebooks/07_generation.ipynb, cell 36
+# %% notebooks/07_generation.ipynb, cell 42
 @torch.inference_mode()
 def generate_ids(model: nn.Module, input_ids: Sequence[int] | torch.Tensor,
                  images: Sequence[torch.Tensor] = (), max_new_tokens: int = 64,
                  temperature: float = 0.0, top_p: float = 1.0, eos_id: int | None = None,
                  stop_ids: Sequence[int] = (), use_cache: bool = True,
-                 seed: int | None = None) -> Iterator[int]:
+                 seed: int | None = None, prefill_chunk: int | None = None) -> Iterator[int]:
     """Yield new token ids one by one, until eos_id / a stop id (not yielded) or
     max_new_tokens. The model is called as
     model(ids, images, start=..., cache=..., last_only=...) → logits.
 
-    With the cache: one prefill over the prompt (images encoded once), then one token per
-    step. Without (use_cache=False): the whole sequence is recomputed at every step, for
-    teaching and testing; the tokens are the same.
+    With the cache: one prefill over the prompt (images encoded once; prefill_chunk tokens
+    a pass if given, model(..., chunk=)), then one token per step. Without
+    (use_cache=False): the whole sequence is recomputed at every step, for teaching and
+    testing; the tokens are the same.
     """
     _check_arguments(max_new_tokens, temperature, top_p)
     device = next(model.parameters()).device
@@ -132,7 +162,8 @@ def generate_ids(model: nn.Module, input_ids: Sequence[int] | torch.Tensor,
     stops = set(stop_ids) | ({eos_id} if eos_id is not None else set())
     generator = _sampling_generator(temperature, seed, device)
     cache = new_cache(model, ids.numel() + max_new_tokens) if use_cache else None
-    logits = model(ids, images, cache=cache, last_only=True)[-1]
+    chunk = {} if prefill_chunk is None else {"chunk": prefill_chunk}
+    logits = model(ids, images, cache=cache, last_only=True, **chunk)[-1]
     for step in range(max_new_tokens):
         token = sample_next(logits, temperature, top_p, generator)
         if token in stops:
@@ -143,7 +174,7 @@ def generate_ids(model: nn.Module, input_ids: Sequence[int] | torch.Tensor,
         logits, ids = _decode_step(model, ids, images, cache, token)
 
 
-# %% notebooks/07_generation.ipynb, cell 38
+# %% notebooks/07_generation.ipynb, cell 44
 def generate(model: nn.Module, input_ids: Sequence[int] | torch.Tensor,
              images: Sequence[torch.Tensor] = (), max_new_tokens: int = 64,
              temperature: float = 0.0, top_p: float = 1.0, eos_id: int | None = None,
@@ -154,7 +185,7 @@ def generate(model: nn.Module, input_ids: Sequence[int] | torch.Tensor,
                              eos_id, use_cache=use_cache, **options))
 
 
-# %% notebooks/07_generation.ipynb, cell 39
+# %% notebooks/07_generation.ipynb, cell 45
 def stream_text(model: nn.Module, tokenizer, input_ids: Sequence[int] | torch.Tensor,
                 images: Sequence[torch.Tensor] = (), **options) -> Iterator[str]:
     """Yield the answer as text pieces as soon as they decode. A piece is held back while

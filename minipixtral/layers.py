@@ -46,6 +46,22 @@ class KVStore(Protocol):
 
 
 # %% notebooks/03_vision_encoder.ipynb, cell 16
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
+            *, causal: bool = False, segments: list[int] | None = None) -> torch.Tensor:
+    """softmax(q·kᵀ/√D)·v for q [T, H, D] and k, v [S, H_kv, D] → [T, H, D]. Query head h
+    reads key/value head h // (H / H_kv) (enable_gqa: no copy of the key/value heads).
+    mask: bool [T, S] (None: every key). causal: token t reads tokens ≤ t (T = S; lesson
+    06), and no [T, T] mask is built. segments: the lengths of independent parts (images),
+    each reading only itself, one part at a time: section 5's block-diagonal mask without
+    its N² booleans."""
+    heads = lambda t: t.transpose(0, 1)[None]                           # [1, H, T, D]
+    parts = zip(*(t.split(segments) for t in (q, k, v))) if segments else [(q, k, v)]
+    return torch.cat([F.scaled_dot_product_attention(
+        heads(q), heads(k), heads(v), attn_mask=mask, is_causal=causal,
+        enable_gqa=q.shape[1] != k.shape[1])[0] for q, k, v in parts], dim=1).transpose(0, 1)
+
+
+# %% notebooks/03_vision_encoder.ipynb, cell 17
 class Attention(nn.Module):
     """Multi-head attention with RoPE on q and k; n_kv_heads < n_heads gives GQA.
 
@@ -66,25 +82,23 @@ class Attention(nn.Module):
         self.wo = nn.Linear(n_heads * head_dim, dim, bias=False)
 
     def forward(self, x: torch.Tensor, angles: torch.Tensor, mask: torch.Tensor | None = None,
-                cache: KVStore | None = None) -> torch.Tensor:
+                cache: KVStore | None = None, *, causal: bool = False,
+                segments: list[int] | None = None) -> torch.Tensor:
         """x: [T, dim]; angles: [T, head_dim/2] (RoPE of each token's position);
         mask: bool [T, S], True where query t may read key s (None: every key);
-        cache: keeps keys/values so that S counts earlier tokens too. Returns [T, dim]."""
+        cache: keeps keys/values so that S counts earlier tokens too; causal, segments:
+        patterns that need no mask tensor (`_attend`). Returns [T, dim]."""
         T = x.shape[0]
         q = apply_rope(self.wq(x).view(T, self.n_heads, self.head_dim), angles)
         k = apply_rope(self.wk(x).view(T, self.n_kv_heads, self.head_dim), angles)
         v = self.wv(x).view(T, self.n_kv_heads, self.head_dim)
         if cache is not None:
             k, v = cache.update(k, v)                                   # [S, H_kv, D]
-        # heads first, in a batch of one: [1, H, T, D]. enable_gqa: query head h reads
-        # key/value head h // (n_heads / n_kv_heads), without copying the key/value heads.
-        out = F.scaled_dot_product_attention(                           # softmax(q·kᵀ/√D)·v
-            q.transpose(0, 1)[None], k.transpose(0, 1)[None], v.transpose(0, 1)[None],
-            attn_mask=mask, enable_gqa=self.n_kv_heads != self.n_heads)[0]
-        return self.wo(out.transpose(0, 1).reshape(T, self.n_heads * self.head_dim))
+        out = _attend(q, k, v, mask, causal=causal, segments=segments)  # [T, H, D]
+        return self.wo(out.reshape(T, self.n_heads * self.head_dim))
 
 
-# %% notebooks/03_vision_encoder.ipynb, cell 25
+# %% notebooks/03_vision_encoder.ipynb, cell 26
 class FeedForward(nn.Module):
     """SwiGLU: w2(SiLU(w1 x) ⊙ w3 x), dim → hidden → dim, no biases."""
 
@@ -98,7 +112,7 @@ class FeedForward(nn.Module):
         return self.w2(F.silu(self.w1(x)) * self.w3(x))
 
 
-# %% notebooks/03_vision_encoder.ipynb, cell 29
+# %% notebooks/03_vision_encoder.ipynb, cell 30
 class TransformerBlock(nn.Module):
     """Pre-norm block: h = x + Attention(RMSNorm(x)); out = h + FeedForward(RMSNorm(h))."""
 
@@ -111,12 +125,13 @@ class TransformerBlock(nn.Module):
         self.feed_forward = FeedForward(dim, hidden_dim)
 
     def forward(self, x: torch.Tensor, angles: torch.Tensor, mask: torch.Tensor | None = None,
-                cache: KVStore | None = None) -> torch.Tensor:
-        h = x + self.attention(self.attention_norm(x), angles, mask, cache)
+                cache: KVStore | None = None, **pattern) -> torch.Tensor:
+        """pattern: Attention's causal or segments."""
+        h = x + self.attention(self.attention_norm(x), angles, mask, cache, **pattern)
         return h + self.feed_forward(self.ffn_norm(h))
 
 
-# %% notebooks/03_vision_encoder.ipynb, cell 32
+# %% notebooks/03_vision_encoder.ipynb, cell 33
 def block_diagonal_mask(lengths: list[int], device: torch.device | None = None) -> torch.Tensor:
     """bool [N, N], N = sum(lengths): True where both tokens belong to the same segment."""
     segment = torch.repeat_interleave(torch.arange(len(lengths), device=device),

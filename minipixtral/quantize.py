@@ -254,7 +254,7 @@ def weight_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
 
 
-# %% notebooks/10_quantization.ipynb, cell 54
+# %% notebooks/10_quantization.ipynb, cell 55
 class _SafetensorsHeader:
     """The start of a SafetensorsWriter: entries {name: (dtype, shape)} give the header
     (names, dtypes, shapes, byte offsets), written at once to a temporary file."""
@@ -277,7 +277,7 @@ class _SafetensorsHeader:
         self.index, self.written = 0, 0
 
 
-# %% notebooks/10_quantization.ipynb, cell 55
+# %% notebooks/10_quantization.ipynb, cell 56
 class SafetensorsWriter(_SafetensorsHeader):
     """Write a .safetensors file piece by piece, never holding the whole model: declare every
     tensor up front, then write() their bytes in that order, each tensor in one or more
@@ -312,7 +312,7 @@ class SafetensorsWriter(_SafetensorsHeader):
                              f"it were never written")
 
 
-# %% notebooks/10_quantization.ipynb, cell 58
+# %% notebooks/10_quantization.ipynb, cell 59
 def read_quantization(path: str | Path) -> dict | None:
     """The `quantization` section of a params.json as quantize_model's keywords
     {"bits", "group_size", "vision"}; None for a floating-point checkpoint. ValueError for
@@ -336,7 +336,7 @@ def read_quantization(path: str | Path) -> dict | None:
     return {"bits": bits, "group_size": group if bits == 4 else 128, "vision": vision}
 
 
-# %% notebooks/10_quantization.ipynb, cell 59
+# %% notebooks/10_quantization.ipynb, cell 60
 def _skeleton(config: PixtralConfig, spec: dict | None) -> nn.Module:
     """Pixtral(config) on the meta device (names, shapes and dtypes, no memory), quantized
     as spec says (quantize_model's keywords; None: floating point)."""
@@ -360,7 +360,7 @@ def _source(folder: Path, target: Path) -> tuple[dict, PixtralConfig]:
     return json.loads(params.read_text()), read_params(params)
 
 
-# %% notebooks/10_quantization.ipynb, cell 61
+# %% notebooks/10_quantization.ipynb, cell 62
 def _rows(weight: torch.Tensor, size: int = 1 << 22) -> Iterable[torch.Tensor]:
     """weight [out, in] in slices of whole rows, about `size` values each."""
     step = max(1, size // weight.shape[1])
@@ -379,7 +379,7 @@ def _mapped_tensors(path: Path, skeleton: nn.Module) -> tuple[dict, mmap.mmap]:
     return stored, buffer
 
 
-# %% notebooks/10_quantization.ipynb, cell 62
+# %% notebooks/10_quantization.ipynb, cell 63
 def _write_rows(out: SafetensorsWriter, name: str, weight: torch.Tensor,
                 quantize: Callable) -> torch.Tensor:
     """Quantize weight slice by slice of whole rows, write the integers; return the scales."""
@@ -391,7 +391,7 @@ def _write_rows(out: SafetensorsWriter, name: str, weight: torch.Tensor,
     return torch.cat(scales)
 
 
-# %% notebooks/10_quantization.ipynb, cell 63
+# %% notebooks/10_quantization.ipynb, cell 64
 def _write_quantized(source: Path, target: Path, config: PixtralConfig, spec: dict) -> None:
     """Stream the tensors of source into target: the weights that quantize_model replaces
     quantized slice by slice, everything else copied as stored. Each source tensor's pages
@@ -422,7 +422,7 @@ def _write_quantized(source: Path, target: Path, config: PixtralConfig, spec: di
             buffer.madvise(mmap.MADV_DONTNEED, start, offset + numel * dtype.itemsize - start)
 
 
-# %% notebooks/10_quantization.ipynb, cell 64
+# %% notebooks/10_quantization.ipynb, cell 65
 def quantize_folder(source: str | Path, target: str | Path, *, bits: int,
                     group_size: int = 128, vision: bool = False) -> Path:
     """Quantize a checkpoint in Mistral's format (params.json, consolidated.safetensors, and
@@ -445,7 +445,7 @@ def quantize_folder(source: str | Path, target: str | Path, *, bits: int,
     return target
 
 
-# %% notebooks/10_quantization.ipynb, cell 66
+# %% notebooks/10_quantization.ipynb, cell 67
 def load_quantized_folder(model_class: Callable[[PixtralConfig], nn.Module], folder: str | Path,
                           device: str | torch.device | None = None,
                           dtype: torch.dtype | None = None) -> nn.Module:

@@ -8,11 +8,10 @@ Each sample is a picture of coloured shapes on a light background, one question 
 a one-word answer (every answer is one Tekken token). The pictures cover what a user draws:
 
 - W × H pixels, each side from 16 to 96 (SIDES), square or not; most sides are not multiples
-  of 16, so the pipeline of lesson 01 resizes the picture before cutting it into patches;
+  of the patch size, so the pipeline of lesson 01 resizes the picture before cutting it;
 - a white or light background (every channel 225 … 255, channels within 20 of each other);
 - filled circles, squares and triangles pointing up, s × s pixels, 10 ≤ s ≤ min(W, H) − 2,
-  anywhere: across the 16-pixel patch borders, at least GAP pixels apart, edges hard or
-  antialiased;
+  anywhere: across the patch borders, at least GAP pixels apart, edges hard or antialiased;
 - any clear shade of the four colours: the hue ranges and least saturation and value of
   COLOUR_DOMAIN (pure primaries, lighter and darker variants).
 
@@ -31,10 +30,13 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
+from minipixtral.tokenizer import Tokenizer, shipped_tokenizer_file
+from minipixtral.weights import read_params
+
 __all__ = ["COLOURS", "COLOUR_DOMAIN", "SHAPES", "SIDES", "SMALL", "BIG", "GAP", "QUESTIONS",
            "ANSWERS", "Sample", "draw_shape", "random_shade", "random_sample", "make_samples",
            "Example", "encode_sample", "dataset_token_ids", "shipped_checkpoint",
-           "demo_picture"]
+           "shipped_tokenizer", "demo_picture"]
 
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 8
@@ -90,6 +92,14 @@ def shipped_checkpoint() -> Path:
     inside the package: params.json + consolidated.safetensors (no tekken.json: use
     minipixtral.shipped_tokenizer_file())."""
     return Path(__file__).resolve().parent / "data" / "tiny_pixtral"
+
+
+def shipped_tokenizer() -> Tokenizer:
+    """The shipped model's tokenizer: Pixtral-12B's Tekken (shipped_tokenizer_file()) with the
+    image settings of the checkpoint's params.json (patches of 8 pixels, not Tekken's 16)."""
+    vision = read_params(shipped_checkpoint() / "params.json").vision_encoder
+    return Tokenizer.from_file(shipped_tokenizer_file(), patch_size=vision.patch_size,
+                               max_image_size=vision.image_size)
 
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 58

@@ -56,29 +56,20 @@ class _Tekken:
     """Text ↔ ids through Tekken, mistral_common's BPE; `Tokenizer` adds images and chats."""
 
     def __init__(self, tekken: Tekkenizer):
-        self.tekken = tekken
+        self.tekken, self.bos_id, self.eos_id = tekken, tekken.bos_id, tekken.eos_id
+        self.vocab_size = tekken.n_words
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Tokenizer":
-        """Load a tekken.json (e.g. the one in a Pixtral checkpoint folder)."""
+    def from_file(cls, path: str | Path, **image_settings: int | None) -> "Tokenizer":
+        """Load a tekken.json (e.g. the one in a Pixtral checkpoint folder); image_settings
+        (patch_size, max_image_size) go to Tokenizer."""
         if not (path := Path(path)).is_file():
             raise FileNotFoundError(f"no tokenizer file at {str(path)!r}")
         try:
-            return cls(Tekkenizer.from_file(path))
+            tekken = Tekkenizer.from_file(path)
         except (ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{str(path)!r} is not a Tekken tokenizer file: {err}") from err
-
-    @property
-    def bos_id(self) -> int:
-        return self.tekken.bos_id
-
-    @property
-    def eos_id(self) -> int:
-        return self.tekken.eos_id
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tekken.n_words
+        return cls(tekken, **image_settings)
 
     def encode(self, text: str) -> list[int]:
         """Plain text → ids, without BOS/EOS."""
@@ -91,16 +82,32 @@ class _Tekken:
 
 
 # %% notebooks/04_image_tokens.ipynb, cell 37
-class Tokenizer(_Tekken):
-    """Pixtral's tokenizer: `encode_chat` turns a prompt and images into model inputs."""
+def _image_settings(tekken: Tekkenizer, patch_size: int | None, max_image_size: int | None
+                    ) -> tuple[int, int]:
+    """(patch_size, max_image_size): the ones given, else the file's; ValueError unless
+    1 ≤ patch_size ≤ max_image_size."""
+    patch = tekken.image.image_patch_size if patch_size is None else patch_size
+    most = tekken.image.max_image_size if max_image_size is None else max_image_size
+    if not 1 <= patch <= most:
+        raise ValueError(f"patch_size {patch} and max_image_size {most}: need "
+                         f"1 ≤ patch_size ≤ max_image_size")
+    return patch, most
 
-    def __init__(self, tekken: Tekkenizer):
+
+# %% notebooks/04_image_tokens.ipynb, cell 38
+class Tokenizer(_Tekken):
+    """Pixtral's tokenizer: `encode_chat` turns a prompt and images into model inputs.
+    patch_size and max_image_size default to the file's image settings (Pixtral-12B: 16 and
+    1024); a model whose params.json says otherwise passes its own (lesson 09's: 8)."""
+
+    def __init__(self, tekken: Tekkenizer, *, patch_size: int | None = None,
+                 max_image_size: int | None = None):
         if tekken.image is None:
             raise ValueError(f"{tekken.file_path} has no image settings: it is not the "
                              f"tokenizer of a vision model")
         super().__init__(tekken)
-        self.patch_size = tekken.image.image_patch_size
-        self.max_image_size = tekken.image.max_image_size
+        self.patch_size, self.max_image_size = _image_settings(tekken, patch_size,
+                                                               max_image_size)
         self.image_ids = ImageTokenIds(*(tekken.get_special_token(name) for name in
                                          ("[IMG]", "[IMG_BREAK]", "[IMG_END]")))
         self.inst_id = tekken.get_special_token("[INST]")
@@ -136,7 +143,7 @@ class Tokenizer(_Tekken):
         return _encode_turns(self, messages, system, max_length)
 
 
-# %% notebooks/04_image_tokens.ipynb, cell 41
+# %% notebooks/04_image_tokens.ipynb, cell 42
 def _user_turn(tok: Tokenizer, index: int, text: str, images: list, system: str | None
                ) -> tuple[list[int], list[torch.Tensor]]:
     """`[INST]{system}{images}{text}[/INST]` → (ids, pixels of the images)."""
@@ -156,7 +163,7 @@ def _user_turn(tok: Tokenizer, index: int, text: str, images: list, system: str 
     return ids + tok.encode(text) + [tok.inst_end_id], pixels
 
 
-# %% notebooks/04_image_tokens.ipynb, cell 44
+# %% notebooks/04_image_tokens.ipynb, cell 45
 def _encode_turns(tok: Tokenizer, messages: Sequence[dict], system: str | None,
                   max_length: int | None) -> tuple[list[int], list[torch.Tensor]]:
     """What `Tokenizer.encode_conversation` returns: (ids, pixels) of the whole prompt."""
@@ -165,8 +172,8 @@ def _encode_turns(tok: Tokenizer, messages: Sequence[dict], system: str | None,
     ids, pixels = [tok.bos_id], []
     for index, message in enumerate(messages):
         role, text, images = _check_turn(index, message)
-        if role == "assistant":
-            ids += tok.encode(text) + [tok.eos_id]
+        if role == "assistant":  # trailing spaces dropped, as mistral_common does
+            ids += tok.encode(text.rstrip(" ")) + [tok.eos_id]
             continue
         last = index == len(messages) - 1
         turn_ids, turn_pixels = _user_turn(tok, index, text, images, system if last else None)

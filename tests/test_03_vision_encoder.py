@@ -6,6 +6,8 @@ output scale.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -16,10 +18,12 @@ import minipixtral as mp
 from minipixtral.reference import (hf_pixel_inputs, hf_vision_config, hf_vision_model,
                                    randomize, relative_error, trained_config,
                                    vision_state_dict_to_hf)
+from minipixtral.layers import _attend
 from minipixtral.rope import permute_qk_for_rotate_half
 
 TOLERANCE = 1e-5  # max abs error / max abs output
-TINY = trained_config().vision_encoder  # 64 wide, 4 heads of 16, 2 blocks
+# 64 wide, 4 heads of 16, 2 blocks; Pixtral-12B's 16-pixel patches (the trained model has 8)
+TINY = dataclasses.replace(trained_config().vision_encoder, patch_size=16)
 STD = 0.1  # matrices N(0, 0.1²), gains 1 + N(0, 0.1²): features of order 1-5, every gain ≠ 1
 
 
@@ -242,3 +246,35 @@ def test_strict_state_dict_round_trip(encoder, images):
 def test_bad_inputs(encoder, images, message):
     with pytest.raises(ValueError, match=message):
         encoder(images)
+
+
+def test_segments_equal_the_block_diagonal_mask():
+    torch.manual_seed(0)
+    lengths = [36, 15, 4]
+    q = torch.randn(sum(lengths), 4, 8)
+    k, v = torch.randn(2, sum(lengths), 2, 8).unbind(0)            # GQA: 4 query, 2 kv heads
+    with_mask = _attend(q, k, v, mp.block_diagonal_mask(lengths))
+    assert torch.allclose(_attend(q, k, v, segments=lengths), with_mask, atol=1e-6)
+    assert not torch.allclose(_attend(q, k, v), with_mask, atol=1e-3)  # negative control
+    causal = mp.causal_mask(sum(lengths), sum(lengths))
+    assert torch.allclose(_attend(q, k, v, causal=True), _attend(q, k, v, causal), atol=1e-6)
+
+
+def test_encoder_attends_one_image_at_a_time(monkeypatch):
+    """Several images: no SDPA call sees more keys than the largest image has patches, and
+    no mask is passed (memory N × one image, not (Σ patches)²)."""
+    import minipixtral.layers as layers
+
+    calls = []
+    sdpa = layers.F.scaled_dot_product_attention
+    monkeypatch.setattr(layers.F, "scaled_dot_product_attention", lambda q, k, v, **kw:
+                        calls.append((k.shape[2], kw.get("attn_mask"))) or sdpa(q, k, v, **kw))
+    config = mp.VisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                             num_attention_heads=2)
+    encoder = mp.VisionEncoder(config).eval()
+    images = [torch.rand(3, 96, 64), torch.rand(3, 48, 80), torch.rand(3, 16, 16)]
+    with torch.no_grad():
+        together = encoder(images)
+        alone = [encoder([image]) for image in images]
+    assert sorted({n for n, _ in calls}) == [1, 15, 24] and all(m is None for _, m in calls)
+    assert torch.allclose(together, torch.cat(alone), atol=1e-5)

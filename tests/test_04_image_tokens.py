@@ -118,6 +118,19 @@ def test_multi_turn_matches_mistral_common(tokenizer, ref, with_images, system):
     assert_same_pixels(pixels, ref_pixels)
 
 
+@pytest.mark.parametrize("reply", ["Four.  ", "Four.\n", " Four. \n  "])
+def test_assistant_reply_spaces_like_mistral_common(tokenizer, ref, reply):
+    """mistral_common drops an assistant reply's trailing spaces (not its newlines)."""
+    messages = [{"role": "user", "content": "2 + 2?"}, {"role": "assistant", "content": reply},
+                {"role": "user", "content": "Sure?"}]
+    ids, _ = tokenizer.encode_conversation(messages)
+    ref_ids, _ = encode_ref(ref, [user_ref("2 + 2?"), AssistantMessage(content=reply),
+                                  user_ref("Sure?")])
+    assert ids == ref_ids
+    if reply.endswith(" "):   # negative control: the reply with its spaces is other ids
+        assert tokenizer.encode(reply) != tokenizer.encode(reply.rstrip(" "))
+
+
 def test_documented_prompts(tokenizer):
     # PIXTRAL.md §3.4: the 70×40 prompt and the two-turn text example
     ids, _ = tokenizer.encode_chat("Describe this image", images=[Image.new("RGB", (70, 40))])
@@ -178,7 +191,7 @@ def test_image_ids_are_read_from_the_tokenizer(tokenizer):
             tokenizer.inst_end_id) == (1, 2, 3, 4)
 
     class OtherIds:  # the real tokenizer, but with Pixtral-Large's break/end ids
-        image = tekken.image
+        image, bos_id, eos_id, n_words = tekken.image, tekken.bos_id, tekken.eos_id, tekken.n_words
 
         @staticmethod
         def get_special_token(name):
@@ -270,3 +283,30 @@ def test_tokenizer_without_image_settings():
 
     with pytest.raises(ValueError, match="not the tokenizer of a vision model"):
         mp.Tokenizer(TextOnly())
+
+
+@pytest.mark.parametrize("patch_size, max_image_size", [(8, 1024), (14, 512), (16, 64)])
+def test_image_settings_from_the_model(patch_size, max_image_size):
+    """A model whose params.json gives other image settings than the tokenizer file (lesson
+    09's patches of 8): tokens and pixels equal mistral_common's encoder with those settings."""
+    from minipixtral.reference import mistral_image_encoder
+
+    tok = mp.Tokenizer.from_file(mp.shipped_tokenizer_file(), patch_size=patch_size,
+                                 max_image_size=max_image_size)
+    encoder = mistral_image_encoder(patch_size, max_image_size)
+    images = [noise(70, 40, seed=1), noise(33, 97, "L", 2), noise(700, 300, "RGBA", 3)]
+    for image in images:
+        tokens, pixels = tok.encode_image(image)
+        reference = encoder(ImageChunk(image=image))
+        assert tokens == reference.tokens
+        assert_same_pixels([pixels], [reference.image])
+    default = mp.Tokenizer.from_file(mp.shipped_tokenizer_file())  # negative control
+    ours, theirs = tok.encode_image(images[0]), default.encode_image(images[0])
+    assert (ours[0], ours[1].shape) != (theirs[0], theirs[1].shape)
+
+
+@pytest.mark.parametrize("settings", [{"patch_size": 0}, {"max_image_size": 8},
+                                      {"patch_size": 32, "max_image_size": 16}])
+def test_bad_image_settings(settings):
+    with pytest.raises(ValueError, match="need 1 ≤ patch_size ≤ max_image_size"):
+        mp.Tokenizer.from_file(mp.shipped_tokenizer_file(), **settings)

@@ -89,6 +89,16 @@ def test_greedy_equals_transformers_generate(hf_model, prompts, greedy, n_images
     assert out[0, len(ids):].tolist() == greedy[n_images]
 
 
+@pytest.mark.parametrize("n_images", [0, 2])
+def test_prefill_in_chunks_gives_the_same_tokens(model, prompts, greedy, n_images):
+    ids, images = prompts[n_images]
+    for chunk in (1, 3, len(ids) - 1, len(ids) + 5):
+        assert mp.generate(model, ids, images, max_new_tokens=NEW,
+                           prefill_chunk=chunk) == greedy[n_images], chunk
+    with pytest.raises(ValueError, match="with a cache; got 4 and no cache"):
+        mp.generate(model, ids, images, max_new_tokens=2, prefill_chunk=4, use_cache=False)
+
+
 # --- sampling ------------------------------------------------------------------------------------
 
 def test_sampling_is_reproducible_with_a_seed(model, prompts):
@@ -136,6 +146,63 @@ def test_top_p_keeps_the_nucleus_like_transformers():
         assert torch.equal(kept, before < top_p)          # the token crossing top_p is kept
         assert torch.equal(got > 0, kept), (top_p, got)
         assert (got - torch.where(kept, p, 0.0) / p[kept].sum()).abs().max() < 0.03
+
+
+def sorted_nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """The definition, by a full sort (float64 sums): keep while the mass ranked above < top_p."""
+    sorted_probs, order = probs.double().sort(descending=True)
+    kept = sorted_probs.cumsum(0) - sorted_probs < top_p
+    return torch.zeros_like(probs, dtype=torch.bool).scatter_(0, order, kept)
+
+
+@pytest.mark.parametrize("spread", [0.3, 1.0, 3.0, 10.0, 30.0])
+def test_nucleus_floor_keeps_what_sorting_the_vocabulary_keeps(spread):
+    """131 072 tokens, flat (the histogram stage) to peaked (the top-64 stage): the same set as
+    the sort; transformers' TopPLogitsWarper (float32 sums) differs by at most the one token
+    at the boundary."""
+    from transformers.generation.logits_process import TopPLogitsWarper
+    for top_p in [0.1, 0.5, 0.8, 0.95]:
+        for seed in range(2):
+            logits = torch.randn(131_072, generator=torch.Generator().manual_seed(seed)) * spread
+            probs = torch.softmax(logits, 0)
+            floor = mp.nucleus_floor(probs, top_p)
+            ours = probs >= floor
+            assert torch.equal(ours, sorted_nucleus(probs, top_p)), (spread, top_p, seed)
+            theirs = torch.isfinite(TopPLogitsWarper(top_p)(None, logits[None].clone())[0])
+            differ = (ours ^ theirs).nonzero().flatten()
+            assert len(differ) <= 1 and all(abs(probs[i] - floor) <= 1e-3 * floor or
+                                            probs[i] == probs[~ours].max() for i in differ)
+    # negative control: a floor one token lower keeps one token more than the definition
+    probs = torch.softmax(torch.randn(131_072, generator=torch.Generator().manual_seed(0)), 0)
+    lower = probs[probs < mp.nucleus_floor(probs, 0.8)].max()
+    assert not torch.equal(probs >= lower, sorted_nucleus(probs, 0.8))
+
+
+def test_nucleus_floor_edges():
+    uniform = torch.full((1000,), 1e-3)
+    assert bool((uniform >= mp.nucleus_floor(uniform, 0.5)).all())     # ties at the floor: all
+    two = torch.zeros(131_072)
+    two[[5, 7]] = torch.tensor([0.6, 0.4])
+    assert (two >= mp.nucleus_floor(two, 0.5)).nonzero().flatten().tolist() == [5]
+    assert (two >= mp.nucleus_floor(two, 0.7)).nonzero().flatten().tolist() == [5, 7]
+    flat = torch.softmax(torch.randn(131_072, generator=torch.Generator().manual_seed(3)), 0)
+    short = flat * 0.999                                                # top_p > Σ p: all
+    assert bool((short >= mp.nucleus_floor(short, 0.9995)).all())
+    flat[:1000] = 0                                                     # zeros (log p = -inf)
+    assert torch.equal(flat >= mp.nucleus_floor(flat, 0.9), sorted_nucleus(flat, 0.9))
+
+
+def test_draw_index_follows_the_probabilities_and_skips_zeros(monkeypatch):
+    probs = torch.tensor([0.0, 0.5, 0.0, 0.3, 0.2, 0.0])
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.bincount(torch.tensor([mp.draw_index(probs, generator) for _ in range(6000)]),
+                            minlength=len(probs))
+    assert (counts / 6000 - probs).abs().max() < 0.03 and counts[[0, 2, 5]].sum() == 0
+    assert (counts / 6000 - torch.tensor([0, 0.2, 0, 0.3, 0.5, 0])).abs().max() > 0.2  # control
+    half = torch.tensor([1.0, 1.0, 0.0])            # unnormalised: u is drawn in [0, Σ p)
+    assert {mp.draw_index(half, torch.Generator().manual_seed(s)) for s in range(40)} == {0, 1}
+    monkeypatch.setattr(torch, "rand", lambda *args, **kwargs: torch.tensor(1.0, dtype=torch.float64))
+    assert mp.draw_index(probs) == 4                # u rounded up to Σ p: the last kept token
 
 
 def test_greedy_is_argmax():

@@ -22,6 +22,13 @@ from minipixtral.reference import trained_config
 
 
 @pytest.fixture(scope="module")
+def tokenizer():
+    """The trained model's tokenizer: Tekken with its patches of 8 pixels (not Tekken's 16);
+    it replaces conftest's `tokenizer` in this file."""
+    return mp.shipped_tokenizer()
+
+
+@pytest.fixture(scope="module")
 def small_model():
     """The configuration lesson 09 trains, with PyTorch's initial weights (seeded)."""
     torch.manual_seed(0)
@@ -217,12 +224,24 @@ def test_shipped_checkpoint_is_small_and_complete():
     config = mp.read_params(folder / "params.json")
     assert config == trained_config()
     assert config.vocab_size == 131072
+    tokenizer = mp.shipped_tokenizer()                   # the image settings of params.json
+    assert (tokenizer.patch_size, tokenizer.max_image_size) == (8, 1024)
+    assert config.vision_encoder.patch_size == 8
+
+
+def test_a_tokenizer_with_the_wrong_patch_size_is_a_clear_error(shipped):
+    """Tekken's own settings (16-pixel patches) give 4 times too few [IMG] tokens for the
+    shipped model's patches of 8: refused, naming the counts."""
+    ids, images = mp.Tokenizer.from_file(mp.shipped_tokenizer_file()).encode_chat(
+        "What shape is it?", images=[mp.demo_picture()])
+    with pytest.raises(ValueError, match=r"image 0: 8 \[IMG\] tokens, 32 patches.*patch size"):
+        shipped(torch.tensor(ids), images)
 
 
 # Exact match of the shipped model on every kind of question, measured when it was trained
 # (tools/train_tiny.py prints it). Issue 15 asks for 95% on every kind; shape and count are not
 # there yet (README). The floors keep the model from getting worse: raise them when it is better.
-FLOORS = {"colour": 0.95, "shape": 0.5, "count": 0.5, "position": 0.85, "size": 0.9}
+FLOORS = {"colour": 0.95, "shape": 0.6, "count": 0.65, "position": 0.95, "size": 0.95}
 
 
 def test_shipped_checkpoint_answers_pictures_drawn_by_other_code(tokenizer, shipped):

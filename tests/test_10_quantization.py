@@ -157,16 +157,23 @@ def test_logits_against_float32_within_the_documented_tolerance(wide_model_and_p
 
 
 @pytest.fixture(scope="module")
-def trained_answers(tokenizer):
+def shipped_tokenizer():
+    return mp.shipped_tokenizer()                       # patches of 8 pixels
+
+
+@pytest.fixture(scope="module")
+def trained_answers(shipped_tokenizer):
     model = mp.Pixtral.from_folder(mp.shipped_checkpoint(), device="cpu", dtype=torch.float32)
     samples = independent_samples(40, 2027)   # 200 pictures, 40 of each kind
-    return model, samples, mp.exact_match(model, tokenizer, samples)[0]
+    return model, samples, mp.exact_match(model, shipped_tokenizer, samples)[0]
 
 
 @pytest.mark.parametrize("spec", [dict(bits=8), dict(bits=4)], ids=["int8", "int4"])
-def test_trained_model_exact_match_within_a_point_of_float32(trained_answers, tokenizer, spec):
+def test_trained_model_exact_match_within_a_point_of_float32(trained_answers, shipped_tokenizer,
+                                                            spec):
     model, samples, float_score = trained_answers
-    score, _ = mp.exact_match(quantize_model(copy.deepcopy(model), **spec), tokenizer, samples)
+    score, _ = mp.exact_match(quantize_model(copy.deepcopy(model), **spec), shipped_tokenizer,
+                              samples)
     assert abs(score - float_score) <= 0.01, (spec, score, float_score)
 
 

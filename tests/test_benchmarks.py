@@ -174,3 +174,20 @@ def test_full_size_checks_the_disk_first(tmp_path, monkeypatch, capsys):
     assert needed and 39 < float(needed.group(1)) < 42, err   # 25.4 + 13.x (int8) + margin
     assert "1.0 GB are free" in err and "--dir" in err
     assert list(tmp_path.iterdir()) == []               # nothing written, not even the folder
+
+
+# benchmarks/sampling.py: imported (no subprocess); one draw per timing, one round.
+def test_sampling_benchmark_rows_and_tokens():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import sampling
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    rows = sampling.measure(top_p=0.9, draws=1, repeats=1)
+    assert [row["logits"] for row in rows] == list(sampling.SPREADS)
+    for row in rows:
+        assert row["same_tokens"] is True
+        assert all(math.isfinite(row[k]) and row[k] > 0 for k in ("sort_ms", "minipixtral_ms"))
+        assert row["speedup"] == pytest.approx(row["sort_ms"] / row["minipixtral_ms"])
+    sizes = [row["nucleus"] for row in rows]
+    assert sizes[0] > 10_000 > sizes[1] > 100 > sizes[2] >= 1   # flat, spread, peaked

@@ -46,8 +46,11 @@ def test_describe_with_the_defaults(tokenizer):
     assert "the tiny Pixtral of lesson 09" in result.stderr
     assert "How many shapes are there?" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout.strip() == "two"
-    # the demo picture is 64×32: 2 rows of 4 [IMG], each row closed by [IMG_BREAK] / [IMG_END]
-    ids, _ = tokenizer.encode_chat("How many shapes are there?", images=[mp.demo_picture()])
+    # the demo picture is 64×32: in patches of 8, 4 rows of 8 [IMG], each row closed by
+    # [IMG_BREAK] / [IMG_END]: the tokenizer follows the checkpoint's params.json
+    ids, _ = mp.shipped_tokenizer().encode_chat("How many shapes are there?",
+                                                images=[mp.demo_picture()])
+    assert len(ids) == 4 * (8 + 1) + len(tokenizer.encode("How many shapes are there?")) + 3
     assert f"({len(ids)} prompt tokens, 1 new token in" in result.stderr   # "two", then </s>
     result = run("describe", "--device", "cpu", "--prompt",
                  "What colour is the shape on the left?")

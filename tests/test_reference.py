@@ -113,6 +113,7 @@ def test_named_configurations():
     assert tiny.n_kv_heads < tiny.n_heads  # GQA, as in Pixtral
     assert tiny.vocab_size == mp.PixtralConfig().vocab_size  # the real vocabulary
     assert (trained.dim, trained.vision_encoder.hidden_size) == (32, 64)
+    assert (tiny.vision_encoder.patch_size, trained.vision_encoder.patch_size) == (16, 8)
     assert tiny_config() is not tiny_config()  # a fresh one each call: safe to change
     assert round(n_parameters(reference.benchmark_config()) / 1e6) == 163
     loading = reference.loading_config()

@@ -4,14 +4,15 @@
     python tools/train_tiny.py --steps 300 --out /tmp/tiny --threads 1   # a quick try
 
 The model is `minipixtral.reference.trained_config()` (Pixtral's structure and its 131 072-token
-vocabulary, small widths), trained with `minipixtral.train` on fresh synthetic samples
-(lesson 09), then evaluated by exact match (greedy decoding over the full vocabulary), kind
-by kind, on three sets it never trained on: 200 samples of the training generator (seed
-1234), 100 of each kind from tools/independent_pictures.py (a second drawing routine,
-written apart from the first; seed 4321) and the hand-made gallery (tests/gallery/). The
-folder gets params.json and consolidated.safetensors in bfloat16; the tokenizer is
-Pixtral-12B's own, inside mistral_common (`minipixtral.shipped_tokenizer_file()`), so
-tekken.json is not kept.
+vocabulary, small widths, patches of 8 pixels: the tokenizer follows), trained with
+`minipixtral.train` on fresh synthetic samples (lesson 09), then evaluated by exact match
+(greedy decoding over the full vocabulary), kind by kind, on three sets it never trained on:
+200 samples of the training generator (seed 1234), 100 of each kind from
+tools/independent_pictures.py (a second drawing routine, written apart from the first; seed
+4321) and the hand-made gallery (tests/gallery/). The folder gets params.json and
+consolidated.safetensors in bfloat16; the tokenizer is Pixtral-12B's own, inside
+mistral_common (`minipixtral.shipped_tokenizer_file()`), so tekken.json is not kept
+(`minipixtral.shipped_tokenizer()` gives it with the checkpoint's patch size).
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def per_kind(model: mp.Pixtral, tokenizer: mp.Tokenizer, samples: list[mp.Sample
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=8000)
+    parser.add_argument("--steps", type=int, default=7000)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
@@ -71,8 +72,11 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    tokenizer = mp.Tokenizer.from_file(mp.shipped_tokenizer_file())
-    model = mp.Pixtral(trained_config())
+    config = trained_config()
+    tokenizer = mp.Tokenizer.from_file(mp.shipped_tokenizer_file(),  # the model's patch size
+                                       patch_size=config.vision_encoder.patch_size,
+                                       max_image_size=config.vision_encoder.image_size)
+    model = mp.Pixtral(config)
     print(f"{sum(p.numel() for p in model.parameters()):,} parameters; {args.steps} steps of "
           f"{args.batch_size} samples on {args.threads} thread(s), {platform.processor() or 'cpu'}"
           f"; load average before: {os.getloadavg()[0]:.2f}", flush=True)
