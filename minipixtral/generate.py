@@ -49,23 +49,24 @@ def new_cache(model: nn.Module, max_len: int) -> list[KVCache]:
 
 
 # %% notebooks/07_generation.ipynb, cell 31
-def nucleus_floor(probs: torch.Tensor, top_p: float, k: int = 64, bins: int = 4096
-                  ) -> torch.Tensor:
+def nucleus_floor(probs: torch.Tensor, top_p: float, bins: int = 4096) -> torch.Tensor:
     """The probability of the token that crosses top_p: the nucleus of probs [V] is every
-    token with p ≥ it. The k largest first; if they fall short of top_p, a histogram of log p
-    whose bins hold their tokens' mass finds the bin that crosses, and only it is sorted."""
-    top = probs.topk(min(k, probs.numel())).values.double()          # descending
-    before = top.cumsum(0) - top                                     # mass ranked above each
-    if before[-1] + top[-1] >= top_p or top.numel() == probs.numel():
-        return top[before < top_p][-1].float()
-    log_p = probs.log().clamp_(min=-1e4)                             # p = 0 → a finite bin
-    low, high = float(log_p.min()), float(log_p.max())
-    bin_of = ((log_p - low) * (bins / max(high - low, 1e-30))).long().clamp_(max=bins - 1)
-    mass = torch.bincount(bin_of, weights=probs.double(), minlength=bins)           # [bins]
-    above = mass.flip(0).cumsum(0).flip(0) - mass                    # mass of the bins above
-    crossing = max(int((above + mass >= top_p).sum()) - 1, 0)        # the last bin to reach it
-    band = probs[bin_of == crossing].double().sort(descending=True).values
-    before = above[crossing] + band.cumsum(0) - band
+    token with p ≥ it. First the tokens within a factor 10⁴ of the most likely: if they
+    reach top_p, only they are sorted. Otherwise a histogram of log p, whose bins hold their
+    tokens' mass, finds the bin that crosses, and only that bin is sorted."""
+    likely = probs >= probs.max() * 1e-4
+    if likely.sum() <= bins and probs[likely].double().sum() >= top_p:  # a trained model, mostly
+        band, above = probs[likely].double().sort(descending=True).values, 0.0
+    else:
+        log_p = probs.log().clamp_(min=-1e4)                         # p = 0 → a finite bin
+        low, high = float(log_p.min()), float(log_p.max())
+        bin_of = ((log_p - low) * (bins / max(high - low, 1e-30))).long().clamp_(max=bins - 1)
+        mass = torch.bincount(bin_of, weights=probs.double(), minlength=bins)       # [bins]
+        above_bin = mass.flip(0).cumsum(0).flip(0) - mass            # mass of the bins above
+        crossing = max(int((above_bin + mass >= top_p).sum()) - 1, 0)  # last bin to reach it
+        band = probs[bin_of == crossing].double().sort(descending=True).values
+        above = float(above_bin[crossing])
+    before = above + band.cumsum(0) - band                           # mass ranked above each
     return band[before < top_p][-1].float()
 
 
@@ -89,7 +90,7 @@ def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1
         return int(logits.argmax())
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     if top_p < 1.0:
-        probs = probs.masked_fill(probs < nucleus_floor(probs, top_p), 0.0)
+        probs = probs * (probs >= nucleus_floor(probs, top_p))       # zero outside the nucleus
     return draw_index(probs, generator)
 
 

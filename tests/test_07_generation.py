@@ -157,7 +157,7 @@ def sorted_nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
 
 @pytest.mark.parametrize("spread", [0.3, 1.0, 3.0, 10.0, 30.0])
 def test_nucleus_floor_keeps_what_sorting_the_vocabulary_keeps(spread):
-    """131 072 tokens, flat (the histogram stage) to peaked (the top-64 stage): the same set as
+    """131 072 tokens, flat (the histogram stage) to peaked (the likely-tokens stage): the same set as
     the sort; transformers' TopPLogitsWarper (float32 sums) differs by at most the one token
     at the boundary."""
     from transformers.generation.logits_process import TopPLogitsWarper
