@@ -81,13 +81,13 @@ class Decoder(_DecoderParts):
         layer) holding the first `start` tokens, attention also reads them; without one,
         start must be 0. chunk (lesson 07, needs a cache): at most chunk tokens a pass."""
         T = h.shape[0]
-        if chunk is not None:
-            return _in_chunks(self, h, start, cache, last_only, chunk)
         if cache is None and start:
             raise ValueError("start > 0 needs the cache of the earlier tokens")
         if start + T > self.config.max_seq_len:
             raise ValueError(f"{start + T} tokens do not fit the context of "
                              f"{self.config.max_seq_len}")
+        if chunk is not None:
+            return _in_chunks(self, h, start, cache, last_only, chunk)
         positions = torch.arange(start, start + T, device=h.device)
         # from position 0: SDPA's causal mode, no [T, T] mask; after cached tokens: [T, S]
         mask = causal_mask(T, start + T, h.device) if T > 1 and start else None

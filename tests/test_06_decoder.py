@@ -329,6 +329,15 @@ def test_chunk_needs_a_cache_and_a_positive_size(pixtral):
             pixtral(ids, cache=mp.new_cache(pixtral, 20), chunk=bad)
 
 
+def test_a_chunked_prefill_too_long_for_the_context_fails_before_any_work(pixtral):
+    short = dataclasses.replace(pixtral.config, max_seq_len=16)
+    model = mp.Pixtral(short).eval()
+    cache = mp.new_cache(model, 24)
+    with pytest.raises(ValueError, match="20 tokens do not fit the context of 16"):
+        model(torch.arange(100, 120), cache=cache, chunk=4)
+    assert cache[0].length == 0                      # not a single chunk went through
+
+
 def test_a_fresh_prefill_builds_no_square_mask(monkeypatch, decoder, prompt, decoder_logits):
     """From position 0 the decoder asks SDPA for its causal mode (no mask tensor); after
     cached tokens, a [chunk, S] mask. Negative control: the explicit mask gives the same
