@@ -28,7 +28,7 @@ from .rope import (
 from .layers import RMSNorm, Attention, FeedForward, TransformerBlock, block_diagonal_mask
 from .vision import VisionConfig, VisionTransformer, VisionEncoder
 from .layout import ImageTokenIds, image_token_layout
-from .tokenizer import shipped_tokenizer_file, Tokenizer
+from .tokenizer import shipped_tokenizer_file, Tokenizer, tokenizer_for
 from .adapter import VisionLanguageAdapter, merge_image_features
 from .decoder import DecoderConfig, Decoder, causal_mask
 from .config import PixtralConfig
@@ -150,6 +150,7 @@ __all__ = [
     "image_token_layout",
     "shipped_tokenizer_file",
     "Tokenizer",
+    "tokenizer_for",
     "VisionLanguageAdapter",
     "merge_image_features",
     "DecoderConfig",

@@ -26,16 +26,14 @@ def _model_and_prompt(args: argparse.Namespace):
     from minipixtral.model import Pixtral
     from minipixtral.synthetic import QUESTIONS, demo_picture, shipped_checkpoint, \
         shipped_tokenizer
-    from minipixtral.tokenizer import Tokenizer
+    from minipixtral.tokenizer import tokenizer_for
 
     if args.model:  # a checkpoint in Mistral's layout, with its own tokenizer
         folder = Path(args.model)
         model = Pixtral.from_folder(folder, device=args.device)
         image = args.image or matplotlib.cbook.get_sample_data("grace_hopper.jpg",
                                                                asfileobj=False)
-        vision = model.config.vision_encoder  # its params.json's image settings
-        tokenizer = Tokenizer.from_file(folder / "tekken.json", patch_size=vision.patch_size,
-                                        max_image_size=vision.image_size)
+        tokenizer = tokenizer_for(folder / "tekken.json", model.config.vision_encoder)
         return model, tokenizer, image, args.prompt or "Describe the image."
     model = Pixtral.from_folder(shipped_checkpoint(), device=args.device)
     print("(no --model: the tiny Pixtral of lesson 09, trained on pictures of drawn shapes;"

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from minipixtral.tokenizer import Tokenizer, shipped_tokenizer_file
+from minipixtral.tokenizer import Tokenizer, shipped_tokenizer_file, tokenizer_for
 from minipixtral.weights import read_params
 
 __all__ = ["COLOURS", "COLOUR_DOMAIN", "SHAPES", "SIDES", "SMALL", "BIG", "GAP", "QUESTIONS",
@@ -97,9 +97,8 @@ def shipped_checkpoint() -> Path:
 def shipped_tokenizer() -> Tokenizer:
     """The shipped model's tokenizer: Pixtral-12B's Tekken (shipped_tokenizer_file()) with the
     image settings of the checkpoint's params.json (patches of 8 pixels, not Tekken's 16)."""
-    vision = read_params(shipped_checkpoint() / "params.json").vision_encoder
-    return Tokenizer.from_file(shipped_tokenizer_file(), patch_size=vision.patch_size,
-                               max_image_size=vision.image_size)
+    return tokenizer_for(shipped_tokenizer_file(),
+                         read_params(shipped_checkpoint() / "params.json").vision_encoder)
 
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 58

@@ -20,8 +20,9 @@ from mistral_common.tokens.tokenizers.tekken import Tekkenizer
 
 from minipixtral.image import load_image
 from minipixtral.layout import ImageTokenIds, image_token_layout
+from minipixtral.vision import VisionConfig
 
-__all__ = ["shipped_tokenizer_file", "Tokenizer"]
+__all__ = ["shipped_tokenizer_file", "Tokenizer", "tokenizer_for"]
 
 
 # %% notebooks/04_image_tokens.ipynb, cell 28
@@ -143,7 +144,15 @@ class Tokenizer(_Tekken):
         return _encode_turns(self, messages, system, max_length)
 
 
-# %% notebooks/04_image_tokens.ipynb, cell 42
+# %% notebooks/04_image_tokens.ipynb, cell 39
+def tokenizer_for(path: str | Path, vision: VisionConfig) -> Tokenizer:
+    """The tokenizer file at path, cutting pictures as a model's vision encoder needs: the
+    patch_size and image_size (= max_image_size) of its params.json (lesson 03's VisionConfig)."""
+    return Tokenizer.from_file(path, patch_size=vision.patch_size,
+                               max_image_size=vision.image_size)
+
+
+# %% notebooks/04_image_tokens.ipynb, cell 43
 def _user_turn(tok: Tokenizer, index: int, text: str, images: list, system: str | None
                ) -> tuple[list[int], list[torch.Tensor]]:
     """`[INST]{system}{images}{text}[/INST]` → (ids, pixels of the images)."""
@@ -163,7 +172,7 @@ def _user_turn(tok: Tokenizer, index: int, text: str, images: list, system: str 
     return ids + tok.encode(text) + [tok.inst_end_id], pixels
 
 
-# %% notebooks/04_image_tokens.ipynb, cell 45
+# %% notebooks/04_image_tokens.ipynb, cell 46
 def _encode_turns(tok: Tokenizer, messages: Sequence[dict], system: str | None,
                   max_length: int | None) -> tuple[list[int], list[torch.Tensor]]:
     """What `Tokenizer.encode_conversation` returns: (ids, pixels) of the whole prompt."""

@@ -305,6 +305,14 @@ def test_image_settings_from_the_model(patch_size, max_image_size):
     assert (ours[0], ours[1].shape) != (theirs[0], theirs[1].shape)
 
 
+def test_tokenizer_for_takes_the_vision_encoder_settings():
+    vision = mp.VisionConfig(patch_size=14, image_size=512)
+    tok = mp.tokenizer_for(mp.shipped_tokenizer_file(), vision)
+    assert (tok.patch_size, tok.max_image_size) == (14, 512)
+    default = mp.tokenizer_for(mp.shipped_tokenizer_file(), mp.VisionConfig())  # Pixtral-12B's
+    assert (default.patch_size, default.max_image_size) == (16, 1024)
+
+
 @pytest.mark.parametrize("settings", [{"patch_size": 0}, {"max_image_size": 8},
                                       {"patch_size": 32, "max_image_size": 16}])
 def test_bad_image_settings(settings):

@@ -73,9 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     config = trained_config()
-    tokenizer = mp.Tokenizer.from_file(mp.shipped_tokenizer_file(),  # the model's patch size
-                                       patch_size=config.vision_encoder.patch_size,
-                                       max_image_size=config.vision_encoder.image_size)
+    tokenizer = mp.tokenizer_for(mp.shipped_tokenizer_file(), config.vision_encoder)  # patch 8
     model = mp.Pixtral(config)
     print(f"{sum(p.numel() for p in model.parameters()):,} parameters; {args.steps} steps of "
           f"{args.batch_size} samples on {args.threads} thread(s), {platform.processor() or 'cpu'}"
