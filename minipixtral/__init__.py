@@ -110,6 +110,7 @@ from .quantize import (
     quantize_folder,
     load_quantized_folder,
 )
+from .messages import encode_messages
 from .hf_layout import (
     DECODER_HF_NAMES,
     VISION_HF_NAMES,
@@ -227,6 +228,7 @@ __all__ = [
     "read_quantization",
     "quantize_folder",
     "load_quantized_folder",
+    "encode_messages",
     "DECODER_HF_NAMES",
     "VISION_HF_NAMES",
     "ADAPTER_HF_NAMES",

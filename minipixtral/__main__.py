@@ -2,10 +2,11 @@
 # edit the notebook, then run `python tools/export.py`.
 
 # %% notebooks/D_loading.ipynb, cell 61
-"""The command line: `python -m minipixtral describe [IMAGE]` and `python -m minipixtral download`."""
+"""The command line: `python -m minipixtral describe [IMAGE ...]`, `quantize` and `download`."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -20,51 +21,73 @@ FILES = ["params.json", "consolidated.safetensors", "tekken.json"]
 BUILT_IN_PROMPT = "How many shapes are there?"
 
 
-def _model_and_prompt(args: argparse.Namespace):
-    """(model, tokenizer, image, prompt) for `describe`: the --model checkpoint, or the tiny
-    Pixtral of lesson 09 that the package ships."""
+def _model_and_tokenizer(args: argparse.Namespace):
+    """(model, tokenizer) for `describe`: the --model checkpoint and its tekken.json, or the
+    tiny Pixtral of lesson 09 that the package ships and the tokenizer file it ships."""
     from minipixtral.model import Pixtral
-    from minipixtral.synthetic import QUESTIONS, demo_picture, shipped_checkpoint, \
-        shipped_tokenizer
-    from minipixtral.tokenizer import tokenizer_for
+    from minipixtral.synthetic import QUESTIONS, shipped_checkpoint
+    from minipixtral.tokenizer import shipped_tokenizer_file, tokenizer_for
 
-    if args.model:  # a checkpoint in Mistral's layout, with its own tokenizer
-        folder = Path(args.model)
-        model = Pixtral.from_folder(folder, device=args.device)
-        image = args.image or matplotlib.cbook.get_sample_data("grace_hopper.jpg",
-                                                               asfileobj=False)
-        tokenizer = tokenizer_for(folder / "tekken.json", model.config.vision_encoder)
-        return model, tokenizer, image, args.prompt or "Describe the image."
-    model = Pixtral.from_folder(shipped_checkpoint(), device=args.device)
-    print("(no --model: the tiny Pixtral of lesson 09, trained on pictures of drawn shapes;"
-          " it knows these questions: " + " | ".join(QUESTIONS.values()) + ")",
-          file=sys.stderr)
-    return model, shipped_tokenizer(), args.image or demo_picture(), args.prompt or BUILT_IN_PROMPT
+    folder = Path(args.model) if args.model else shipped_checkpoint()
+    model = Pixtral.from_folder(folder, device=args.device)
+    if not args.model:
+        print("(no --model: the tiny Pixtral of lesson 09, trained on pictures of drawn shapes;"
+              " it knows these questions: " + " | ".join(QUESTIONS.values()) + ")",
+              file=sys.stderr)
+    path = folder / "tekken.json" if args.model else shipped_tokenizer_file()
+    return model, tokenizer_for(path, model.config.vision_encoder)  # its patch size
 
 
 # %% notebooks/D_loading.ipynb, cell 64
+def _prompt(args: argparse.Namespace, tokenizer, max_length: int):
+    """(ids, pixels, the images as given, the prompt) for `describe`: the --messages file, a
+    request as Mistral's API takes it (lesson 11), or the images in front of --prompt."""
+    from minipixtral.synthetic import demo_picture
+
+    if args.messages:
+        if args.images or args.prompt:
+            raise ValueError("--messages holds the whole request: give no IMAGE and no --prompt")
+        try:
+            messages = json.loads(Path(args.messages).read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no messages file at {args.messages}") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{args.messages} is not JSON: {err}") from err
+        ids, pixels = tokenizer.encode_messages(messages, max_length=max_length)
+        return ids, pixels, [], "(--messages)"
+    sample = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    images = args.images or [sample if args.model else demo_picture()]
+    prompt = args.prompt or ("Describe the image." if args.model else BUILT_IN_PROMPT)
+    ids, pixels = tokenizer.encode_chat(prompt, images=images, max_length=max_length)
+    return ids, pixels, images, prompt
+
+
+# %% notebooks/D_loading.ipynb, cell 65
 def describe(args: argparse.Namespace) -> int:
     from minipixtral.generate import stream_text
 
-    model, tokenizer, image, prompt = _model_and_prompt(args)
-    ids, images = tokenizer.encode_chat(prompt, images=[image],
-                                        max_length=model.config.max_seq_len)
+    if args.show_attention and (args.messages or len(args.images) > 1):
+        raise ValueError("--show-attention draws one picture: give one IMAGE at most, and no "
+                         "--messages")
+    model, tokenizer = _model_and_tokenizer(args)
+    ids, pixels, images, prompt = _prompt(args, tokenizer, model.config.max_seq_len)
     start, pieces = time.perf_counter(), []
-    for piece in stream_text(model, tokenizer, ids, images, max_new_tokens=args.max_new_tokens,
+    for piece in stream_text(model, tokenizer, ids, pixels, max_new_tokens=args.max_new_tokens,
                              temperature=args.temperature, seed=args.seed):
         print(piece, end="", flush=True)
         pieces.append(piece)
     seconds, count = time.perf_counter() - start, len(pieces)
-    print(f"\n({len(ids)} prompt tokens, {count} new token{'s' * (count != 1)} in "
-          f"{seconds:.1f} s on "
-          f"{model.output.weight.device})", file=sys.stderr)
+    plural = lambda n, word: f"{n} {word}{'s' * (n != 1)}"
+    print(f"\n({plural(len(ids), 'prompt token')}, {plural(len(pixels), 'image')}, "
+          f"{plural(count, 'new token')} in {seconds:.1f} s on {model.output.weight.device})",
+          file=sys.stderr)
     if args.show_attention:
-        _save_attention(model, ids, images, image, f"{prompt} → {''.join(pieces).strip()}",
+        _save_attention(model, ids, pixels, images[0], f"{prompt} → {''.join(pieces).strip()}",
                         args.show_attention)
     return 0
 
 
-# %% notebooks/D_loading.ipynb, cell 65
+# %% notebooks/D_loading.ipynb, cell 66
 def _save_attention(model, ids, images, image, title: str, path: str) -> None:
     """--show-attention: draw where the answer position looked, layer by layer, into path."""
     from minipixtral.attention_map import answer_attention, draw_answer_attention
@@ -76,7 +99,7 @@ def _save_attention(model, ids, images, image, title: str, path: str) -> None:
           file=sys.stderr)
 
 
-# %% notebooks/D_loading.ipynb, cell 66
+# %% notebooks/D_loading.ipynb, cell 67
 def download(args: argparse.Namespace) -> int:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError
@@ -97,7 +120,7 @@ def download(args: argparse.Namespace) -> int:
     return 0
 
 
-# %% notebooks/D_loading.ipynb, cell 67
+# %% notebooks/D_loading.ipynb, cell 68
 def quantize(args: argparse.Namespace) -> int:
     """`quantize IN OUT --bits 8|4`: lesson 10's quantize_folder, with its time, the sizes and
     this process's peak memory."""
@@ -125,12 +148,15 @@ def _peak_memory() -> str:
     return f", peak memory {int(status.split('VmHWM:')[1].split()[0]) * 1024 / 1e9:.2f} GB"
 
 
-# %% notebooks/D_loading.ipynb, cell 68
+# %% notebooks/D_loading.ipynb, cell 69
 def _add_describe(commands) -> None:
     """The `describe` command and its options."""
-    d = commands.add_parser("describe", help="answer a prompt about an image, streaming")
-    d.add_argument("image", nargs="?",
-                   help="image file (default: a sample photo, or with no --model a drawn picture)")
+    d = commands.add_parser("describe", help="answer a prompt about images, streaming")
+    d.add_argument("images", nargs="*", metavar="IMAGE", help="image files, in front of the "
+                   "prompt (default: a sample photo, or with no --model a drawn picture)")
+    d.add_argument("--messages", metavar="FILE.json",
+                   help="the whole request as Mistral's API takes it, a JSON list of messages "
+                        "with text and images in any order (lesson 11)")
     d.add_argument("--model", help="checkpoint folder (default: the tiny Pixtral of lesson 09)")
     d.add_argument("--prompt", help=f"default: 'Describe the image.', with no --model "
                                      f"'{BUILT_IN_PROMPT}'")
@@ -143,7 +169,7 @@ def _add_describe(commands) -> None:
     d.set_defaults(run=describe)
 
 
-# %% notebooks/D_loading.ipynb, cell 69
+# %% notebooks/D_loading.ipynb, cell 70
 def _add_quantize(commands) -> None:
     """The `quantize` command (lesson 10) and its options."""
     q = commands.add_parser("quantize", help="write an int8 or int4 copy of a checkpoint folder")
@@ -158,7 +184,7 @@ def _add_quantize(commands) -> None:
     q.set_defaults(run=quantize)
 
 
-# %% notebooks/D_loading.ipynb, cell 70
+# %% notebooks/D_loading.ipynb, cell 71
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minipixtral")
     commands = parser.add_subparsers(dest="command", required=True)

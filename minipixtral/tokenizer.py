@@ -85,8 +85,11 @@ class _Tekken:
 # %% notebooks/04_image_tokens.ipynb, cell 37
 def _image_settings(tekken: Tekkenizer, patch_size: int | None, max_image_size: int | None
                     ) -> tuple[int, int]:
-    """(patch_size, max_image_size): the ones given, else the file's; ValueError unless
-    1 ≤ patch_size ≤ max_image_size."""
+    """(patch_size, max_image_size): the ones given, else the file's; ValueError for a file
+    without image settings, and unless 1 ≤ patch_size ≤ max_image_size."""
+    if tekken.image is None:
+        raise ValueError(f"{tekken.file_path} has no image settings: it is not the "
+                         f"tokenizer of a vision model")
     patch = tekken.image.image_patch_size if patch_size is None else patch_size
     most = tekken.image.max_image_size if max_image_size is None else max_image_size
     if not 1 <= patch <= most:
@@ -103,16 +106,11 @@ class Tokenizer(_Tekken):
 
     def __init__(self, tekken: Tekkenizer, *, patch_size: int | None = None,
                  max_image_size: int | None = None):
-        if tekken.image is None:
-            raise ValueError(f"{tekken.file_path} has no image settings: it is not the "
-                             f"tokenizer of a vision model")
+        self.patch_size, self.max_image_size = _image_settings(tekken, patch_size, max_image_size)
         super().__init__(tekken)
-        self.patch_size, self.max_image_size = _image_settings(tekken, patch_size,
-                                                               max_image_size)
         self.image_ids = ImageTokenIds(*(tekken.get_special_token(name) for name in
                                          ("[IMG]", "[IMG_BREAK]", "[IMG_END]")))
-        self.inst_id = tekken.get_special_token("[INST]")
-        self.inst_end_id = tekken.get_special_token("[/INST]")
+        self.inst_id, self.inst_end_id = map(tekken.get_special_token, ("[INST]", "[/INST]"))
 
     def encode_image(self, image: Any) -> tuple[list[int], torch.Tensor]:
         """One image → (its tokens, its pixels [3, H, W]) with this tokenizer's settings."""
@@ -142,6 +140,13 @@ class Tokenizer(_Tekken):
         Raises ValueError for an empty turn, a wrong order of roles, or more than max_length ids.
         """
         return _encode_turns(self, messages, system, max_length)
+
+    def encode_messages(self, messages: Sequence[dict], max_length: int | None = None
+                        ) -> tuple[list[int], list[torch.Tensor]]:
+        """Mistral's chat-completions messages (a system prompt, several turns, text and images
+        in any order) → (ids, images), as mistral_common writes them: lesson 11."""
+        from minipixtral.messages import encode_messages  # lesson 11's module imports this one
+        return encode_messages(self, messages, max_length=max_length)
 
 
 # %% notebooks/04_image_tokens.ipynb, cell 39

@@ -51,7 +51,7 @@ def test_describe_with_the_defaults(tokenizer):
     ids, _ = mp.shipped_tokenizer().encode_chat("How many shapes are there?",
                                                 images=[mp.demo_picture()])
     assert len(ids) == 4 * (8 + 1) + len(tokenizer.encode("How many shapes are there?")) + 3
-    assert f"({len(ids)} prompt tokens, 1 new token in" in result.stderr   # "two", then </s>
+    assert f"({len(ids)} prompt tokens, 1 image, 1 new token in" in result.stderr   # "two", then </s>
     result = run("describe", "--device", "cpu", "--prompt",
                  "What colour is the shape on the left?")
     assert result.returncode == 0 and result.stdout.strip() == "red", result.stderr
@@ -153,3 +153,65 @@ def test_download_success_message(tmp_path, capsys, monkeypatch):
     assert [name for _, name in fetched] == ["params.json", "consolidated.safetensors",
                                              "tekken.json"]
     assert f"describe --model {tmp_path}" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- several images, --messages
+def answer(capsys, *args) -> tuple[int, str, str]:
+    """main(describe ARGS) in this process with the built-in model: (code, stdout, stderr)."""
+    code = main(["describe", "--device", "cpu", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_several_images_go_in_front_of_the_prompt(capsys, tmp_path):
+    paths = [tmp_path / "demo.png", tmp_path / "sample.png"]
+    mp.demo_picture().save(paths[0])
+    mp.make_samples(1, seed=5, balanced=False)[0].image.save(paths[1])
+    code, out, err = answer(capsys, *paths, "--max-new-tokens", 3)
+    assert code == 0, err
+    tok = mp.shipped_tokenizer()
+    ids, images = tok.encode_chat("How many shapes are there?", images=paths)
+    model = mp.Pixtral.from_folder(mp.shipped_checkpoint(), device="cpu")
+    expected = tok.decode(mp.generate(model, ids, images, max_new_tokens=3, eos_id=tok.eos_id))
+    assert out == expected and f"({len(ids)} prompt tokens, 2 images," in err
+
+
+def test_messages_file_is_read_as_the_api_takes_it(capsys, tmp_path):
+    """The question before the picture, as a data URL: lesson 11's rule turns it round, so the
+    prompt is the default one and the answer too ("two")."""
+    import base64
+    import io
+    import json
+    buffer = io.BytesIO()
+    mp.demo_picture().save(buffer, "PNG")
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps([{"role": "user", "content": [
+        {"type": "text", "text": "How many shapes are there?"},
+        {"type": "image_url", "image_url": {"url": url}}]}]))
+    code, out, err = answer(capsys, "--messages", request)
+    assert code == 0, err
+    assert out.strip() == "two" and "1 image," in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--messages", "{request}", "{image}"], "give no IMAGE and no --prompt"),
+    (["--messages", "{request}", "--prompt", "Hi"], "give no IMAGE and no --prompt"),
+    (["--messages", "{missing}"], "no messages file at"),
+    (["--messages", "{not_json}"], "is not JSON"),
+    (["--messages", "{not_a_list}"], "messages must be a list of dicts, got dict"),
+    (["{image}", "{image}", "--show-attention", "{png}"], "--show-attention draws one picture"),
+    (["--messages", "{request}", "--show-attention", "{png}"], "--show-attention draws one"),
+], ids=["messages-and-image", "messages-and-prompt", "missing", "not-json", "not-a-list",
+        "attention-two-images", "attention-messages"])
+def test_bad_requests_end_with_an_error_line(capsys, tmp_path, args, message):
+    files = {"request": tmp_path / "r.json", "image": tmp_path / "a.png",
+             "missing": tmp_path / "none.json", "not_json": tmp_path / "n.json",
+             "not_a_list": tmp_path / "d.json", "png": tmp_path / "out.png"}
+    files["request"].write_text('[{"role": "user", "content": "Hi"}]')
+    files["not_json"].write_text("[{'role': 'user'}]")
+    files["not_a_list"].write_text('{"role": "user", "content": "Hi"}')
+    mp.demo_picture().save(files["image"])
+    code, out, err = answer(capsys, *[a.format(**files) for a in args])
+    assert code == 2 and err.strip().splitlines()[-1].startswith("error: ") and message in err
+    assert "Traceback" not in err and not files["png"].exists()
