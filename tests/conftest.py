@@ -6,6 +6,10 @@
   once per session: read it, or copy it before changing anything in it;
 - `hf_model`: transformers' Llava holding the weights of the test module's own `model`
   fixture (every module that requests it defines `model`).
+
+And one hook: the JupyterLab test (every lesson in a browser, the longest file by far) is
+collected first, so that one of pytest-xdist's two workers starts it at once while the other
+takes the rest, file by file (pyproject's `-n 2 --dist loadfile`).
 """
 from __future__ import annotations
 
@@ -13,6 +17,11 @@ import pytest
 
 import minipixtral as mp
 from minipixtral.reference import hf_llava_model, write_random_checkpoint
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """The JupyterLab test first; the sort is stable, the rest keep their order."""
+    items.sort(key=lambda item: item.path.name != "test_jupyterlab.py")
 
 
 @pytest.fixture(scope="session")

@@ -189,6 +189,6 @@ def test_command_line_errors(checkpoint, arguments, message):
     if "cuda" in arguments and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     run = subprocess.run([sys.executable, "-m", "minipixtral", *arguments],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=600)
     assert run.returncode == 2, run.stderr
     assert message in run.stderr and "Traceback" not in run.stderr, run.stderr

@@ -27,7 +27,7 @@ ROWS = [("load time (s)", True, True),
         ("cache speed-up (×)", False, False)]
 
 
-def run(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+def run(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     env = dict(os.environ, TQDM_DISABLE="1")
     return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
@@ -127,7 +127,7 @@ def test_full_size_tiny_run(tmp_path):
     result = subprocess.run([sys.executable, str(FULL_SIZE), "--tiny", "--layers", "1",
                              "--vision-layers", "1", "--dir", str(work), "--json", str(out)],
                             cwd=ROOT, env=dict(os.environ, TQDM_DISABLE="1"),
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads(out.read_text())
     rows = {row["format"]: row for row in data["rows"]}

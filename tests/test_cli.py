@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def run(*args) -> subprocess.CompletedProcess:
     env = dict(os.environ, TQDM_DISABLE="1")
     return subprocess.run([sys.executable, "-m", "minipixtral", *map(str, args)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=120)
+                          env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")

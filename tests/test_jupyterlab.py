@@ -74,7 +74,7 @@ def lab(tmp_path_factory):
          f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--ServerApp.open_browser=False",
          f"--LabApp.workspaces_dir={root / 'workspaces'}"],  # no tabs restored from ~/.jupyter
         stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
+    deadline = time.time() + 300
     while True:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}")
@@ -113,12 +113,14 @@ def test_lesson_runs_in_jupyterlab(lab, browser, lesson):
         # a workspace of its own per lesson, reset: only this notebook open, one kernel busy
         page.goto(f"{base}/lab/workspaces/{lesson.stem}/tree/notebooks/{lesson.name}"
                   f"?token={token}&reset")
-        page.wait_for_selector(".jp-Notebook", timeout=60_000)
-        page.get_by_text(re.compile(r"\| Idle$")).first.wait_for(timeout=60_000)  # kernel up
+        page.wait_for_selector(".jp-Notebook", timeout=300_000)
+        page.get_by_text(re.compile(r"\| Idle$")).first.wait_for(timeout=300_000)  # kernel up
         page.locator("#jp-MainMenu").get_by_text("Run", exact=True).click()
         page.get_by_role("menuitem", name=re.compile("^Run All Cells")).click()
         saved = root / "notebooks" / lesson.name
-        deadline = time.time() + 300
+        # a guard against a hung kernel, not a speed limit: lesson 09 takes 1-2 minutes on 2
+        # idle cores, several times that on a busy machine
+        deadline = time.time() + 1200
         while True:  # save now and then, until the file shows every code cell executed
             time.sleep(2)
             page.keyboard.press("Control+s")
@@ -139,7 +141,7 @@ def test_lesson_runs_in_jupyterlab(lab, browser, lesson):
                   if o.output_type == "error"]
         assert not errors, f"{lesson.name} raised in JupyterLab: {errors}"
         assert all(c.execution_count is not None for c in code), \
-            f"{lesson.name}: not every cell ran within 300 s"
+            f"{lesson.name}: not every cell ran within 1200 s"
         expected = _figure_cells(nbformat.read(lesson, as_version=4))
         assert _figure_cells(nb) == expected, \
             f"{lesson.name}: figures in cells {_figure_cells(nb)}, stored ones in {expected}"
