@@ -111,6 +111,7 @@ from .quantize import (
     load_quantized_folder,
 )
 from .messages import encode_messages
+from .merger import PatchMerger, projector_parts, check_projector
 from .hf_layout import (
     DECODER_HF_NAMES,
     VISION_HF_NAMES,
@@ -229,6 +230,9 @@ __all__ = [
     "quantize_folder",
     "load_quantized_folder",
     "encode_messages",
+    "PatchMerger",
+    "projector_parts",
+    "check_projector",
     "DECODER_HF_NAMES",
     "VISION_HF_NAMES",
     "ADAPTER_HF_NAMES",

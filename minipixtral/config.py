@@ -16,9 +16,12 @@ __all__ = ["PixtralConfig"]
 @dataclass
 class PixtralConfig(DecoderConfig):
     """params.json: the decoder's fields, the `vision_encoder` section, the adapter and the
-    image token ids (defaults: Pixtral-12B-2409's values)."""
+    image token ids (defaults: Pixtral-12B-2409's values; the last two fields are for the
+    family's later members, lesson 11)."""
     vision_encoder: VisionConfig = field(default_factory=VisionConfig)
     adapter_bias: bool = True
     image_token_id: int = 10
     image_break_token_id: int = 12
     image_end_token_id: int = 13
+    add_pre_mm_projector_layer_norm: bool = False  # an RMSNorm before the adapter
+    mm_projector_id: str = ""          # "patch_merge": a patch merger before the adapter

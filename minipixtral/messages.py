@@ -254,7 +254,7 @@ def _check_structure(turns: list[_Turn]) -> None:
                          f"answer; {last}")
 
 
-# %% notebooks/11_chat_format.ipynb, cell 48
+# %% notebooks/11_chat_format.ipynb, cell 67
 def _image_source(kind: str, chunk: dict) -> Any:
     """What load_image reads for an image_url or image chunk: a PIL image, path or array."""
     if kind == "image":
@@ -280,7 +280,7 @@ def _image_source(kind: str, chunk: dict) -> Any:
                      f"http(s)://")
 
 
-# %% notebooks/11_chat_format.ipynb, cell 49
+# %% notebooks/11_chat_format.ipynb, cell 68
 def _decode_data_url(url: str) -> Image.Image:
     """`data:image/<type>;base64,<payload>` → PIL image; ValueError for another form, another
     mime type, malformed base64 or bytes that are no image."""
@@ -313,7 +313,7 @@ def _open_bytes(data: bytes, what: str) -> Image.Image:
         raise ValueError(f"{what} is not an image PIL can read: {err}") from err
 
 
-# %% notebooks/11_chat_format.ipynb, cell 50
+# %% notebooks/11_chat_format.ipynb, cell 69
 def _fetch(url: str, *, timeout: float | None = None, limit: int | None = None) -> bytes:
     """The bytes at an http(s) URL, at most `limit` (MAX_IMAGE_BYTES), within `timeout`
     seconds (FETCH_TIMEOUT_S); ValueError naming the URL when offline, failing or too big."""

@@ -14,6 +14,7 @@ from minipixtral.config import PixtralConfig
 from minipixtral.decoder import Decoder
 from minipixtral.layers import KVStore
 from minipixtral.layout import ImageTokenIds
+from minipixtral.merger import projector_parts  # lesson 11
 from minipixtral.vision import VisionEncoder
 
 __all__ = ["Pixtral"]
@@ -42,6 +43,7 @@ class _PixtralParts(Decoder):
     def __init__(self, config: PixtralConfig):
         super().__init__(config)
         self.vision_encoder = VisionEncoder(config.vision_encoder)
+        self.pre_mm_projector_norm, self.patch_merger = projector_parts(config)  # lesson 11
         self.vision_language_adapter = VisionLanguageAdapter(
             config.vision_encoder.hidden_size, config.dim, config.adapter_bias)
 
@@ -52,12 +54,17 @@ class _PixtralParts(Decoder):
 
     def image_features(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Images [3, H, W] → one [rows·cols, dim] tensor per image: the vision encoder's
-        patch features (one call for all images), adapted to the decoder's width."""
+        patch features (one call for all images), adapted to the decoder's width. Later
+        models (lesson 11) normalize them first, and merge m × m patches into one."""
         if not images:
             return []
-        patches = self.vision_language_adapter(self.vision_encoder(list(images)))
-        sizes = [self.vision_encoder.patch_grid(image) for image in images]
-        return list(patches.split([rows * cols for rows, cols in sizes]))
+        features = self.vision_encoder(list(images))
+        grids = [self.vision_encoder.patch_grid(image) for image in images]
+        norm, merger = self.pre_mm_projector_norm, self.patch_merger  # None for Pixtral-12B
+        features = norm(features) if norm is not None else features
+        features, grids = merger(features, grids) if merger is not None else (features, grids)
+        patches = self.vision_language_adapter(features)
+        return list(patches.split([rows * cols for rows, cols in grids]))
 
     def embed(self, input_ids: torch.Tensor, images: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         """[T] ids (+ images) → [T, dim]: token embeddings, with the adapted patch features

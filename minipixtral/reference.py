@@ -11,6 +11,7 @@ transformers is optional (the dev extra): it is imported when a twin is built.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import warnings
@@ -35,8 +36,8 @@ from minipixtral.weights import save_folder
 __all__ = ["relative_error", "randomize", "tiny_config", "trained_config", "benchmark_config",
            "loading_config", "mistral_tokenizer", "mistral_image_encoder", "hf_vision_config",
            "hf_text_config", "vision_state_dict_to_hf", "decoder_state_dict_to_hf",
-           "hf_vision_model", "hf_mistral_model", "hf_llava_model", "hf_pixel_inputs",
-           "write_random_checkpoint"]
+           "hf_vision_model", "hf_mistral_model", "hf_llava_model", "hf_mistral3_model",
+           "hf_pixel_inputs", "write_random_checkpoint", "family_params"]
 
 
 # %% notebooks/A_references.ipynb, cell 6
@@ -111,9 +112,12 @@ def mistral_tokenizer(path: str | Path | None = None) -> MistralTokenizer:
     return MistralTokenizer.from_file(str(path or shipped_tokenizer_file()))
 
 
-def mistral_image_encoder(patch_size: int = 16, max_image_size: int = 1024) -> ImageEncoder:
-    """mistral_common's image encoder with Pixtral-12B's settings and image token ids."""
-    return ImageEncoder(ImageConfig(image_patch_size=patch_size, max_image_size=max_image_size),
+def mistral_image_encoder(patch_size: int = 16, max_image_size: int = 1024,
+                          spatial_merge_size: int = 1) -> ImageEncoder:
+    """mistral_common's image encoder with Pixtral-12B's settings and image token ids (and
+    a merge of m × m patches per token, as in lesson 11's Mistral-Small-3.1)."""
+    return ImageEncoder(ImageConfig(image_patch_size=patch_size, max_image_size=max_image_size,
+                                    spatial_merge_size=spatial_merge_size),
                         SpecialImageIDs(img=10, img_break=12, img_end=13))
 
 
@@ -180,7 +184,8 @@ def decoder_state_dict_to_hf(state: dict[str, torch.Tensor], config: PixtralConf
     transformers' Mistral names under prefix, and lm_head for our output."""
     out = {}
     for name, tensor in state.items():
-        if name.startswith(("vision_encoder.", "vision_language_adapter.")):
+        if name.startswith(("vision_encoder.", "vision_language_adapter.", "patch_merger.",
+                            "pre_mm_projector_norm.")):
             continue
         if name == "output.weight":
             out["lm_head.weight"] = tensor
@@ -211,6 +216,24 @@ def hf_mistral_model(decoder: nn.Module):
 
 
 # %% notebooks/A_references.ipynb, cell 28
+def _hf_vlm_state(pixtral: nn.Module, projector: dict[str, str]) -> dict[str, torch.Tensor]:
+    """Our Pixtral's tensors under the names of transformers' Llava and Mistral3: decoder,
+    vision tower, and the projector: the adapter, and the tensors `projector` renames."""
+    c, state = pixtral.config, pixtral.state_dict()
+    out = decoder_state_dict_to_hf(state, c, "model.language_model.")
+    vision = {k.removeprefix("vision_encoder."): v for k, v in state.items()
+              if k.startswith("vision_encoder.")}
+    heads = c.vision_encoder.num_attention_heads
+    for name, tensor in vision_state_dict_to_hf(vision, heads).items():
+        out["model.vision_tower." + name] = tensor
+    for name, tensor in state.items():
+        rest = (_rename(name.removeprefix("vision_language_adapter."), ADAPTER_HF_NAMES)
+                if name.startswith("vision_language_adapter.") else projector.get(name))
+        if rest:
+            out["model.multi_modal_projector." + rest] = tensor
+    return out
+
+
 def hf_llava_model(pixtral: nn.Module):
     """transformers' LlavaForConditionalGeneration holding the weights of our Pixtral."""
     c = pixtral.config
@@ -221,22 +244,29 @@ def hf_llava_model(pixtral: nn.Module):
         vision_feature_layer=-1, vision_feature_select_strategy="full")  # defaults: -2, "default"
     config._attn_implementation = "eager"
     model = _transformers("LlavaForConditionalGeneration")(config).eval()
-    state = pixtral.state_dict()
-    out = decoder_state_dict_to_hf(state, c, "model.language_model.")
-    vision = {k.removeprefix("vision_encoder."): v for k, v in state.items()
-              if k.startswith("vision_encoder.")}
-    heads = c.vision_encoder.num_attention_heads
-    for name, tensor in vision_state_dict_to_hf(vision, heads).items():
-        out["model.vision_tower." + name] = tensor
-    for name, tensor in state.items():
-        if name.startswith("vision_language_adapter."):
-            rest = _rename(name.removeprefix("vision_language_adapter."), ADAPTER_HF_NAMES)
-            out["model.multi_modal_projector." + rest] = tensor
-    model.load_state_dict(out, strict=True)
+    model.load_state_dict(_hf_vlm_state(pixtral, {}), strict=True)
     return model
 
 
 # %% notebooks/A_references.ipynb, cell 30
+def hf_mistral3_model(pixtral: nn.Module):
+    """transformers' Mistral3ForConditionalGeneration holding the weights of our Pixtral,
+    which must have the norm before the adapter and the patch merger (lesson 11)."""
+    c = pixtral.config
+    config = _transformers("Mistral3Config")(
+        vision_config=hf_vision_config(c.vision_encoder), text_config=hf_text_config(c),
+        image_token_index=c.image_token_id, projector_hidden_act="gelu",
+        spatial_merge_size=c.vision_encoder.spatial_merge_size, vision_feature_layer=-1,
+        multimodal_projector_bias=c.adapter_bias, tie_word_embeddings=False)
+    config._attn_implementation = "eager"
+    model = _transformers("Mistral3ForConditionalGeneration")(config).eval()
+    projector = {"pre_mm_projector_norm.weight": "norm.weight",
+                 "patch_merger.merging_layer.weight": "patch_merger.merging_layer.weight"}
+    model.load_state_dict(_hf_vlm_state(pixtral, projector), strict=True)
+    return model
+
+
+# %% notebooks/A_references.ipynb, cell 32
 def hf_pixel_inputs(images: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Images [3, H, W] → (pixel_values [N, 3, H_max, W_max] zero-padded at the bottom and
     right, image_sizes LongTensor [N, 2] of (H, W)), transformers' way of taking them."""
@@ -248,7 +278,7 @@ def hf_pixel_inputs(images: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Ten
     return pixels, torch.tensor([list(i.shape[1:]) for i in images])
 
 
-# %% notebooks/A_references.ipynb, cell 35
+# %% notebooks/A_references.ipynb, cell 37
 def write_random_checkpoint(folder: str | Path, config: PixtralConfig | None = None, *,
                             seed: int = 0, dtype: torch.dtype = torch.bfloat16) -> Path:
     """A Pixtral (default: tiny_config()) with seeded random weights, N(0, 0.02²) and gains
@@ -256,3 +286,38 @@ def write_random_checkpoint(folder: str | Path, config: PixtralConfig | None = N
     tekken.json (Pixtral-12B's real tokenizer). Returns the folder."""
     model = randomize(Pixtral(config or tiny_config()), seed=seed, std=0.02, gain_std=0.0)
     return save_folder(model, folder, shipped_tokenizer_file(), dtype)
+
+
+# %% notebooks/A_references.ipynb, cell 40
+_VISION_12B = {"hidden_size": 1024, "num_channels": 3, "image_size": 1024, "patch_size": 16,
+               "rope_theta": 10000.0, "intermediate_size": 4096, "num_hidden_layers": 24,
+               "num_attention_heads": 16, "image_token_id": 10, "image_break_token_id": 12,
+               "image_end_token_id": 13, "adapter_bias": True}
+_FAMILY = {
+    "Pixtral-12B-2409": {
+        "dim": 5120, "n_layers": 40, "head_dim": 128, "hidden_dim": 14336, "n_heads": 32,
+        "n_kv_heads": 8, "rope_theta": 1e9, "norm_eps": 1e-5, "vocab_size": 131072,
+        "vision_encoder": _VISION_12B},
+    "Pixtral-Large-Instruct-2411": {
+        "dim": 12288, "n_layers": 88, "head_dim": 128, "hidden_dim": 28672, "n_heads": 96,
+        "n_kv_heads": 8, "rope_theta": 1e9, "norm_eps": 1e-5, "vocab_size": 32768,
+        "vision_encoder": {**_VISION_12B, "hidden_size": 1408, "intermediate_size": 6144,
+                           "num_hidden_layers": 40, "image_break_token_id": 14,
+                           "image_end_token_id": 15, "adapter_bias": False}},
+    "Mistral-Small-3.1-24B-Instruct-2503": {
+        "dim": 5120, "n_layers": 40, "head_dim": 128, "hidden_dim": 32768, "n_heads": 32,
+        "n_kv_heads": 8, "rope_theta": 1e9, "norm_eps": 1e-5, "vocab_size": 131072,
+        "max_position_embeddings": 131072,
+        "vision_encoder": {**_VISION_12B, "image_size": 1540, "max_image_size": 1540,
+                           "patch_size": 14, "mm_projector_id": "patch_merge",
+                           "spatial_merge_size": 2, "add_pre_mm_projector_layer_norm": True,
+                           "adapter_bias": False}},
+}
+
+
+# %% notebooks/A_references.ipynb, cell 41
+def family_params(name: str) -> dict:
+    """A copy of the params.json of one member of the family (a key of _FAMILY)."""
+    if name not in _FAMILY:
+        raise ValueError(f"unknown model {name!r}; the family here: {sorted(_FAMILY)}")
+    return copy.deepcopy(_FAMILY[name])

@@ -83,19 +83,21 @@ class _Tekken:
 
 
 # %% notebooks/04_image_tokens.ipynb, cell 37
-def _image_settings(tekken: Tekkenizer, patch_size: int | None, max_image_size: int | None
-                    ) -> tuple[int, int]:
-    """(patch_size, max_image_size): the ones given, else the file's; ValueError for a file
-    without image settings, and unless 1 ≤ patch_size ≤ max_image_size."""
+def _image_settings(tekken: Tekkenizer, patch_size: int | None, max_image_size: int | None,
+                    spatial_merge_size: int | None = None) -> tuple[int, int, int]:
+    """(patch_size, max_image_size, spatial_merge_size): the ones given, else the file's;
+    ValueError for a file without image settings, and unless 1 ≤ patch_size ≤
+    max_image_size and spatial_merge_size ≥ 1 (lesson 11's later models merge patches)."""
     if tekken.image is None:
         raise ValueError(f"{tekken.file_path} has no image settings: it is not the "
                          f"tokenizer of a vision model")
     patch = tekken.image.image_patch_size if patch_size is None else patch_size
     most = tekken.image.max_image_size if max_image_size is None else max_image_size
-    if not 1 <= patch <= most:
-        raise ValueError(f"patch_size {patch} and max_image_size {most}: need "
-                         f"1 ≤ patch_size ≤ max_image_size")
-    return patch, most
+    merge = tekken.image.spatial_merge_size if spatial_merge_size is None else spatial_merge_size
+    if not 1 <= patch <= most or merge < 1:
+        raise ValueError(f"patch_size {patch}, max_image_size {most}, spatial_merge_size "
+                         f"{merge}: need 1 ≤ patch_size ≤ max_image_size and a merge size ≥ 1")
+    return patch, most, merge
 
 
 # %% notebooks/04_image_tokens.ipynb, cell 38
@@ -105,18 +107,20 @@ class Tokenizer(_Tekken):
     1024); a model whose params.json says otherwise passes its own (lesson 09's: 8)."""
 
     def __init__(self, tekken: Tekkenizer, *, patch_size: int | None = None,
-                 max_image_size: int | None = None):
-        self.patch_size, self.max_image_size = _image_settings(tekken, patch_size, max_image_size)
+                 max_image_size: int | None = None, spatial_merge_size: int | None = None):
+        self.patch_size, self.max_image_size, self.spatial_merge_size = _image_settings(
+            tekken, patch_size, max_image_size, spatial_merge_size)
         super().__init__(tekken)
         self.image_ids = ImageTokenIds(*(tekken.get_special_token(name) for name in
                                          ("[IMG]", "[IMG_BREAK]", "[IMG_END]")))
         self.inst_id, self.inst_end_id = map(tekken.get_special_token, ("[INST]", "[/INST]"))
 
     def encode_image(self, image: Any) -> tuple[list[int], torch.Tensor]:
-        """One image → (its tokens, its pixels [3, H, W]) with this tokenizer's settings."""
-        pixels = load_image(image, self.max_image_size, self.patch_size)
-        rows, cols = pixels.shape[1] // self.patch_size, pixels.shape[2] // self.patch_size
-        return image_token_layout(rows, cols, self.image_ids), pixels
+        """One image → (its tokens, its pixels [3, H, W]) with this tokenizer's settings; a
+        token per patch, or per m × m patches with a spatial merge (lesson 11)."""
+        unit = self.patch_size * self.spatial_merge_size  # pixels a side of one token
+        pixels = load_image(image, self.max_image_size, unit)
+        return image_token_layout(*(s // unit for s in pixels.shape[1:]), self.image_ids), pixels
 
     def encode_chat(self, prompt: str, images: Sequence[Any] = (), system: str | None = None,
                     max_length: int | None = None) -> tuple[list[int], list[torch.Tensor]]:
@@ -152,9 +156,11 @@ class Tokenizer(_Tekken):
 # %% notebooks/04_image_tokens.ipynb, cell 39
 def tokenizer_for(path: str | Path, vision: VisionConfig) -> Tokenizer:
     """The tokenizer file at path, cutting pictures as a model's vision encoder needs: the
-    patch_size and image_size (= max_image_size) of its params.json (lesson 03's VisionConfig)."""
+    patch_size, image_size (= max_image_size) and spatial_merge_size of its params.json
+    (lesson 03's VisionConfig)."""
     return Tokenizer.from_file(path, patch_size=vision.patch_size,
-                               max_image_size=vision.image_size)
+                               max_image_size=vision.image_size,
+                               spatial_merge_size=vision.spatial_merge_size)
 
 
 # %% notebooks/04_image_tokens.ipynb, cell 43

@@ -29,6 +29,7 @@ class VisionConfig:
     num_hidden_layers: int = 24        # transformer blocks
     num_attention_heads: int = 16      # heads of hidden_size / heads = 64 channels
     norm_eps: float = 1e-5             # RMSNorm epsilon (fixed in Pixtral, not in params.json)
+    spatial_merge_size: int = 1        # later models merge m × m patches into one (lesson 11)
 
     @property
     def head_dim(self) -> int:

@@ -23,6 +23,7 @@ from tqdm import tqdm  # plain text bar: tqdm.auto needs ipywidgets in a noteboo
 
 from minipixtral.config import PixtralConfig
 from minipixtral.device import pick_device
+from minipixtral.merger import check_projector  # lesson 11
 from minipixtral.vision import VisionConfig
 
 __all__ = ["SAFETENSORS_DTYPES", "read_safetensors", "read_params", "fill_model",
@@ -115,13 +116,15 @@ _DECODER_FIELDS = {"dim": int, "n_layers": int, "head_dim": int, "hidden_dim": i
                    "vocab_size": int, "max_seq_len": int}
 _VISION_FIELDS = {"hidden_size": int, "num_channels": int, "image_size": int,
                   "patch_size": int, "rope_theta": float, "intermediate_size": int,
-                  "num_hidden_layers": int, "num_attention_heads": int}
+                  "num_hidden_layers": int, "num_attention_heads": int,
+                  "spatial_merge_size": int}
 _TOKEN_FIELDS = {"image_token_id": int, "image_break_token_id": int,
-                 "image_end_token_id": int, "adapter_bias": bool}
+                 "image_end_token_id": int, "adapter_bias": bool,
+                 "add_pre_mm_projector_layer_norm": bool, "mm_projector_id": str}  # lesson 11
+# Other names for the same field, as later params.json files write them (lesson 11).
+_ALIASES = {"max_position_embeddings": "max_seq_len", "max_image_size": "image_size"}
 # Fields other Mistral models use: accepted only with the value that means "as in Pixtral".
-_FIXED_FIELDS = {"sliding_window": None, "tied_embeddings": False, "moe": None,
-                 "spatial_merge_size": 1, "add_pre_mm_projector_layer_norm": False,
-                 "mm_projector_id": ""}
+_FIXED_FIELDS = {"sliding_window": None, "tied_embeddings": False, "moe": None}
 _REQUIRED = {"dim", "n_layers", "head_dim", "hidden_dim", "n_heads", "n_kv_heads",
              "norm_eps", "vocab_size"}
 
@@ -129,19 +132,22 @@ _REQUIRED = {"dim", "n_layers", "head_dim", "hidden_dim", "n_heads", "n_kv_heads
 # %% notebooks/08_real_weights.ipynb, cell 35
 def _take(section: dict, fields: dict, where: str) -> dict:
     """The known fields of one section, type-checked; close misspellings are errors."""
-    known = set(fields) | set(_TOKEN_FIELDS) | set(_FIXED_FIELDS) | {"vision_encoder",
-                                                                     "quantization"}
+    known = (set(fields) | set(_TOKEN_FIELDS) | set(_FIXED_FIELDS) | set(_ALIASES)
+             | {"vision_encoder", "quantization"})
     out = {}
     for key, value in section.items():
-        if key in fields:
-            kind = fields[key]
+        name = _ALIASES[key] if _ALIASES.get(key) in fields else key
+        if name in fields:
+            kind = fields[name]
             ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
                   if kind is float else isinstance(value, kind) and
                   (kind is bool or not isinstance(value, bool)))
             if not ok or (kind is int and value <= 0):
-                raise ValueError(f"{where}: {key!r} must be a positive {kind.__name__}, "
-                                 f"got {value!r}")
-            out[key] = kind(value)
+                raise ValueError(f"{where}: {key!r} must be a {'positive ' * (kind is int)}"
+                                 f"{kind.__name__}, got {value!r}")
+            if name in out and out[name] != kind(value):
+                raise ValueError(f"{where}: {key}={value!r} disagrees with {name}={out[name]!r}")
+            out[name] = kind(value)
         elif key in _FIXED_FIELDS:
             if value != _FIXED_FIELDS[key]:
                 raise ValueError(f"{where}: {key}={value!r} is not supported (Pixtral has "
@@ -168,7 +174,8 @@ def read_params(path: str | Path) -> PixtralConfig:
         raise ValueError(f"{path} lacks the field(s) {missing}")
     vision_section = params["vision_encoder"]
     vision = _take(vision_section, _VISION_FIELDS | _TOKEN_FIELDS, f"{path} vision_encoder")
-    missing = sorted(set(_VISION_FIELDS) - {"rope_theta"} - set(vision_section))
+    missing = sorted(set(_VISION_FIELDS) - {"rope_theta", "spatial_merge_size"}
+                     - set(vision_section))
     if missing:
         raise ValueError(f"{path}: vision_encoder lacks the field(s) {missing}")
     tokens = {k: section.pop(k) for section in (decoder, vision) for k in list(section)
@@ -176,6 +183,7 @@ def read_params(path: str | Path) -> PixtralConfig:
     config = PixtralConfig(**decoder, **tokens, vision_encoder=VisionConfig(**vision))
     if config.vision_encoder.hidden_size % config.vision_encoder.num_attention_heads:
         raise ValueError(f"{path}: vision hidden_size is not a multiple of its head count")
+    check_projector(config, str(path))  # lesson 11: the patch merger
     return config
 
 
@@ -249,8 +257,12 @@ def params_dict(config: PixtralConfig) -> dict:
     fields = dataclasses.asdict(config)
     vision = fields.pop("vision_encoder")
     vision.pop("norm_eps")  # fixed at 1e-5 in Pixtral, not a params.json field
-    for key in ("image_token_id", "image_break_token_id", "image_end_token_id", "adapter_bias"):
+    for key in ("image_token_id", "image_break_token_id", "image_end_token_id", "adapter_bias",
+                "add_pre_mm_projector_layer_norm", "mm_projector_id"):
         vision[key] = fields.pop(key)
+    family = {"spatial_merge_size": 1, "add_pre_mm_projector_layer_norm": False,
+              "mm_projector_id": ""}  # lesson 11's fields, written only when they are used
+    vision = {k: v for k, v in vision.items() if k not in family or v != family[k]}
     return {**fields, "vision_encoder": vision}
 
 
