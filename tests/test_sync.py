@@ -97,3 +97,11 @@ def test_a_blank_outside_its_section_is_refused(tmp_path):
     nbformat.write(nb, path)
     with pytest.raises(SystemExit, match="sits in the section of Exercise 7.2"):
         make_exercises.exercise_notebook(path)
+
+
+def test_every_solution_names_its_own_lesson():
+    """The grader finds the course's copy through this name: a solution notebook started from
+    another lesson's file must not keep that lesson's name."""
+    for path in sorted((export.ROOT / "solutions").glob("*.ipynb")):
+        lesson = nbformat.read(path, as_version=4).metadata.get("minipixtral", {}).get("lesson")
+        assert lesson in (None, path.stem), f"{path.name} says it is lesson {lesson!r}"
