@@ -55,8 +55,8 @@ def _prompt(args: argparse.Namespace, tokenizer, max_length: int):
             raise ValueError(f"{args.messages} is not JSON: {err}") from err
         ids, pixels = tokenizer.encode_messages(messages, max_length=max_length)
         return ids, pixels, [], "(--messages)"
-    sample = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    images = args.images or [sample if args.model else demo_picture()]
+    images = args.images or [matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+                             if args.model else demo_picture()]  # made only when needed
     prompt = args.prompt or ("Describe the image." if args.model else BUILT_IN_PROMPT)
     ids, pixels = tokenizer.encode_chat(prompt, images=images, max_length=max_length)
     return ids, pixels, images, prompt
