@@ -112,6 +112,7 @@ from .quantize import (
 )
 from .messages import encode_messages
 from .merger import PatchMerger, projector_parts, check_projector
+from .spm import shipped_large_tokenizer_file
 from .hf_layout import (
     DECODER_HF_NAMES,
     VISION_HF_NAMES,
@@ -233,6 +234,7 @@ __all__ = [
     "PatchMerger",
     "projector_parts",
     "check_projector",
+    "shipped_large_tokenizer_file",
     "DECODER_HF_NAMES",
     "VISION_HF_NAMES",
     "ADAPTER_HF_NAMES",

@@ -40,7 +40,7 @@ class PatchMerger(nn.Module):
         return self.merging_layer(torch.cat(blocks)), merged
 
 
-# %% notebooks/11_chat_format.ipynb, cell 63
+# %% notebooks/11_chat_format.ipynb, cell 71
 def projector_parts(config: PixtralConfig) -> tuple[RMSNorm | None, PatchMerger | None]:
     """(the RMSNorm before the adapter, the patch merger), each None unless params.json asks
     for it (add_pre_mm_projector_layer_norm; mm_projector_id "patch_merge")."""

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from minipixtral.tokenizer import Tokenizer
+from minipixtral.tokenizer import Tokenizer, _check_length, _system_block
 
 __all__ = ["encode_messages"]
 
@@ -110,20 +110,23 @@ def _system_prompt(turns: list[_Turn]) -> str | None:
 
 
 # %% notebooks/11_chat_format.ipynb, cell 22
-def _merge_runs(turns: list[_Turn]) -> list[_Turn]:
-    """System messages out; each run of same-role messages (a system message ends a run) as
-    one turn with adjacent texts joined; an empty user turn first if an assistant's is."""
+def _merge_runs(turns: list[_Turn], *, keep_system: bool = False) -> list[_Turn]:
+    """Each run of same-role messages (a system message ends a run) as one turn, adjacent
+    texts joined; system messages out and an empty user turn first if an assistant's is, or
+    with keep_system (version 7, "Going deeper") each system message a turn in its place."""
     merged: list[_Turn] = []
     previous = None
     for turn in turns:
-        if turn.role != "system" and turn.role == previous:
+        if turn.role == "system" and not keep_system:
+            pass
+        elif turn.role == previous and turn.role != "system":
             merged[-1].parts += turn.parts
-        elif turn.role != "system":
+        else:
             merged.append(_Turn(turn.role, turn.index, list(turn.parts)))
         previous = turn.role
     for turn in merged:
         turn.parts = _join_texts(turn.parts)
-    if merged[0].role == "assistant":
+    if not keep_system and merged[0].role == "assistant":
         merged.insert(0, _Turn("user", -1, []))
     return merged
 
@@ -202,6 +205,9 @@ def _encode_turns(tok: Tokenizer, turns: list[_Turn], system: str | None
         if turn.role == "assistant":
             ids += _assistant_ids(tok, turn)
             continue
+        if turn.role == "system":  # kept only for version 7 ("Going deeper"): in place
+            ids += _system_block(tok, "".join(turn.parts))
+            continue
         turn_ids, turn_pixels = _user_ids(tok, turn, system if i == last_user else None)
         ids += turn_ids
         pixels += turn_pixels
@@ -222,10 +228,10 @@ def encode_messages(tokenizer: Tokenizer, messages: Sequence[dict], max_length: 
     """
     turns = [_parse_message(index, message) for index, message in enumerate(_as_list(messages))]
     _check_structure(turns)
-    ids, pixels = _encode_turns(tokenizer, _merge_runs(turns), _system_prompt(turns))
-    if max_length is not None and len(ids) > max_length:
-        raise ValueError(f"the prompt is {len(ids)} tokens long, more than the max_length of "
-                         f"{max_length}")
+    apart = tokenizer.version >= 7  # Pixtral-Large's tokenizer: "Going deeper"
+    ids, pixels = _encode_turns(tokenizer, _merge_runs(turns, keep_system=apart),
+                                None if apart else _system_prompt(turns))
+    _check_length(ids, max_length)
     return ids, pixels
 
 
@@ -254,7 +260,7 @@ def _check_structure(turns: list[_Turn]) -> None:
                          f"answer; {last}")
 
 
-# %% notebooks/11_chat_format.ipynb, cell 67
+# %% notebooks/11_chat_format.ipynb, cell 75
 def _image_source(kind: str, chunk: dict) -> Any:
     """What load_image reads for an image_url or image chunk: a PIL image, path or array."""
     if kind == "image":
@@ -280,7 +286,7 @@ def _image_source(kind: str, chunk: dict) -> Any:
                      f"http(s)://")
 
 
-# %% notebooks/11_chat_format.ipynb, cell 68
+# %% notebooks/11_chat_format.ipynb, cell 76
 def _decode_data_url(url: str) -> Image.Image:
     """`data:image/<type>;base64,<payload>` → PIL image; ValueError for another form, another
     mime type, malformed base64 or bytes that are no image."""
@@ -313,7 +319,7 @@ def _open_bytes(data: bytes, what: str) -> Image.Image:
         raise ValueError(f"{what} is not an image PIL can read: {err}") from err
 
 
-# %% notebooks/11_chat_format.ipynb, cell 69
+# %% notebooks/11_chat_format.ipynb, cell 77
 def _fetch(url: str, *, timeout: float | None = None, limit: int | None = None) -> bytes:
     """The bytes at an http(s) URL, at most `limit` (MAX_IMAGE_BYTES), within `timeout`
     seconds (FETCH_TIMEOUT_S); ValueError naming the URL when offline, failing or too big."""

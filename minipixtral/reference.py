@@ -108,7 +108,8 @@ def loading_config() -> PixtralConfig:
 
 # %% notebooks/A_references.ipynb, cell 17
 def mistral_tokenizer(path: str | Path | None = None) -> MistralTokenizer:
-    """mistral_common's tokenizer for a tekken.json (default: the one the package ships)."""
+    """mistral_common's tokenizer for a tekken.json or a SentencePiece file such as lesson 11's
+    tokenizer.model.v7m1 (default: Pixtral-12B's tekken.json, shipped with mistral_common)."""
     return MistralTokenizer.from_file(str(path or shipped_tokenizer_file()))
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import mistral_common
 import torch
 from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
+from mistral_common.tokens.tokenizers.sentencepiece import is_sentencepiece
 from mistral_common.tokens.tokenizers.tekken import Tekkenizer
 
 from minipixtral.image import load_image
@@ -59,17 +60,22 @@ class _Tekken:
     def __init__(self, tekken: Tekkenizer):
         self.tekken, self.bos_id, self.eos_id = tekken, tekken.bos_id, tekken.eos_id
         self.vocab_size = tekken.n_words
+        self.version = int(tekken.version.value.removeprefix("v"))  # Pixtral-12B's: 3
 
     @classmethod
     def from_file(cls, path: str | Path, **image_settings: int | None) -> "Tokenizer":
-        """Load a tekken.json (e.g. the one in a Pixtral checkpoint folder); image_settings
-        (patch_size, max_image_size) go to Tokenizer."""
+        """Load a tekken.json (e.g. the one in a Pixtral checkpoint folder), or lesson 11's
+        SentencePiece file (tokenizer.model.v7m1); image_settings go to Tokenizer."""
         if not (path := Path(path)).is_file():
             raise FileNotFoundError(f"no tokenizer file at {str(path)!r}")
+        if is_sentencepiece(path):  # Pixtral-Large's; lesson 11's module imports this one
+            from minipixtral.spm import load_sentencepiece
+            return cls(load_sentencepiece(path), **image_settings)
         try:
             tekken = Tekkenizer.from_file(path)
         except (ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"{str(path)!r} is not a Tekken tokenizer file: {err}") from err
+            raise ValueError(f"{str(path)!r} is not a Tekken tokenizer file ({err}), nor a "
+                             f"SentencePiece file of a known version (*.model.v7m1)") from err
         return cls(tekken, **image_settings)
 
     def encode(self, text: str) -> list[int]:
@@ -190,6 +196,8 @@ def _encode_turns(tok: Tokenizer, messages: Sequence[dict], system: str | None,
     if not messages or messages[-1].get("role") != "user":
         raise ValueError("a conversation must end with a user turn, for the model to answer")
     ids, pixels = [tok.bos_id], []
+    if system and tok.version >= 7:  # lesson 11's Pixtral-Large: a block of its own, first
+        ids, system = ids + _system_block(tok, system), None
     for index, message in enumerate(messages):
         role, text, images = _check_turn(index, message)
         if role == "assistant":  # trailing spaces dropped, as mistral_common does
@@ -199,7 +207,20 @@ def _encode_turns(tok: Tokenizer, messages: Sequence[dict], system: str | None,
         turn_ids, turn_pixels = _user_turn(tok, index, text, images, system if last else None)
         ids += turn_ids
         pixels += turn_pixels
+    _check_length(ids, max_length)
+    return ids, pixels
+
+
+# %% notebooks/04_image_tokens.ipynb, cell 48
+def _system_block(tok: Tokenizer, text: str) -> list[int]:
+    """`[SYSTEM_PROMPT]{text}[/SYSTEM_PROMPT]`: a system prompt as tokenizers of version 7
+    and later write it (lesson 11), instead of inside the last user turn."""
+    begin, end = map(tok.tekken.get_special_token, ("[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]"))
+    return [begin, *tok.encode(text), end]
+
+
+def _check_length(ids: list[int], max_length: int | None) -> None:
+    """ValueError when a prompt has more than max_length ids (None: no limit)."""
     if max_length is not None and len(ids) > max_length:
         raise ValueError(f"the prompt is {len(ids)} tokens long, more than the "
                          f"{max_length} that fit the model's context")
-    return ids, pixels

@@ -192,6 +192,7 @@ def test_image_ids_are_read_from_the_tokenizer(tokenizer):
 
     class OtherIds:  # the real tokenizer, but with Pixtral-Large's break/end ids
         image, bos_id, eos_id, n_words = tekken.image, tekken.bos_id, tekken.eos_id, tekken.n_words
+        version = tekken.version
 
         @staticmethod
         def get_special_token(name):

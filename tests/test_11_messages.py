@@ -465,8 +465,8 @@ def test_max_length(tok):
     messages = [user("Describe this, please.")]
     ids, _ = encode_messages(tok, messages)
     assert encode_messages(tok, messages, max_length=len(ids))[0] == ids
-    with pytest.raises(ValueError, match=rf"{len(ids)} tokens long, more than the max_length "
-                                         rf"of {len(ids) - 1}"):
+    with pytest.raises(ValueError, match=rf"{len(ids)} tokens long, more than the "
+                                         rf"{len(ids) - 1} that fit"):
         encode_messages(tok, messages, max_length=len(ids) - 1)
 
 
