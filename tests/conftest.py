@@ -13,9 +13,24 @@ takes the rest, file by file (pyproject's `-n 2 --dist loadfile`).
 """
 from __future__ import annotations
 
-import pytest
+import os
 
-import minipixtral as mp
+# One torch thread per process when pytest-xdist runs several workers (pyproject: two, on two
+# cores). Each worker, its notebook kernels and its subprocesses inherit this; with torch's
+# default (a thread per core) their OpenMP threads fight over the cores and some cells take ten
+# times as long (lesson 10's int8 evaluation: 191 s instead of 21). Outputs do not change: the
+# stored ones were checked under both. A value given on the command line wins.
+_SHARING_CORES = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1
+if _SHARING_CORES:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402  (torch reads OMP_NUM_THREADS when it is first imported)
+import torch  # noqa: E402
+
+if _SHARING_CORES:  # in case a plugin imported torch before this file
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+import minipixtral as mp  # noqa: E402
 from minipixtral.reference import hf_llava_model, write_random_checkpoint
 
 

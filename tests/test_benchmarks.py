@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import minipixtral as mp
+
 ROOT = Path(__file__).resolve().parent.parent
 # (start of the row's label, whether transformers has a number, lower is better)
 ROWS = [("load time (s)", True, True),
@@ -191,3 +193,40 @@ def test_sampling_benchmark_rows_and_tokens():
         assert row["speedup"] == pytest.approx(row["sort_ms"] / row["minipixtral_ms"])
     sizes = [row["nucleus"] for row in rows]
     assert sizes[0] > 10_000 > sizes[1] > 100 > sizes[2] >= 1   # flat, spread, peaked
+
+
+# benchmarks/gpu_check.py: written for a GPU machine (none here); its arithmetic and its refusal
+# are checked on the CPU, and `--device cpu --quick` is its dry run (not in the suite: a minute).
+def _gpu_check():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gpu_check
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return gpu_check
+
+
+def test_gpu_check_counts_the_bytes_a_decode_step_reads():
+    from minipixtral.reference import tiny_config
+    gpu_check, config = _gpu_check(), tiny_config()
+    model = mp.Pixtral(config)
+    decoder = sum(p.numel() for n, p in model.named_parameters()
+                  if not n.startswith(("vision_encoder", "vision_language_adapter",
+                                       "tok_embeddings")))
+    assert gpu_check.decoder_bytes_per_token(config, 2) == 2 * (decoder + config.dim)
+    bench = {"rows": [{"name": "decode, 8 new tokens (tokens/s)", "minipixtral": 100.0},
+                      {"name": "decode bound: one token (tokens/s)", "minipixtral": 300.0},
+                      {"name": "prefill (tokens/s)", "minipixtral": 9.0}]}
+    (share,) = gpu_check.decode_shares(bench, bytes_per_token=10**6, bandwidth=10**9)
+    assert share["bytes_per_s"] == 10**8 and share["share"] == pytest.approx(0.1)
+
+
+def test_gpu_check_measures_a_copy_and_refuses_without_cuda():
+    gpu_check = _gpu_check()
+    assert gpu_check.copy_bandwidth(torch.device("cpu"), size_bytes=2**20, repeats=2) > 0
+    if torch.cuda.is_available():
+        return
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "no CUDA GPU is visible" in result.stderr and "Traceback" not in result.stderr
