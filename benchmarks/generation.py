@@ -95,13 +95,14 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_ours(model, ids, images, new_tokens, use_cache, device):
-    """(seconds to the first new token, seconds for the remaining ones, the tokens)."""
+def time_ours(model, ids, images, new_tokens, use_cache, device, compile=False):
+    """(seconds to the first new token, seconds for the remaining ones, the tokens);
+    compile: generate_ids(..., compile=True), the decode steps through torch.compile."""
     synchronize(device)
     start = time.perf_counter()
     stamps, tokens = [], []
     for token in mp.generate_ids(model, ids, images, max_new_tokens=new_tokens, eos_id=None,
-                                 use_cache=use_cache):
+                                 use_cache=use_cache, compile=compile):
         synchronize(device)
         stamps.append(time.perf_counter())
         tokens.append(token)

@@ -32,17 +32,13 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import torch  # noqa: E402
+from generation import synchronize  # noqa: E402  (benchmarks/ is sys.path[0] for a script)
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PROBE = ("import torch\n"
          "print('GPU memory peak (bytes):', torch.cuda.max_memory_allocated() "
          "if torch.cuda.is_available() else 0)")
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def copy_bandwidth(device: torch.device, size_bytes: int = 2**30, repeats: int = 10) -> float:

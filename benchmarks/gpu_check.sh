@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check (issue 18), on a CUDA machine, from anywhere in the repository:
-#   1. install the packages the machine lacks from .wheels made here by
-#      benchmarks/gpu_wheels.sh (that machine reaches no registry), into /tmp, not its Python;
+#   1. install the packages the machine lacks from the wheels in .whl/, made by
+#      benchmarks/gpu_wheels.sh where pip reaches a registry (that machine reaches none), into
+#      /tmp, not into the machine's Python;
 #   2. python benchmarks/gpu_check.py: copy bandwidth, benchmarks/run.py --device cuda
 #      --compile (bfloat16), decode as a share of the bandwidth, every lesson on the GPU.
 # Results under $OUT (a device call's output folder) or build/gpu_check/. Extra arguments go

@@ -22,9 +22,9 @@ decoder 512 wide, 8 blocks, the real 131 072-token vocabulary; vision encoder 25
   PixtralVisionModel over the same two images (the prompt's and a smaller crop).
 - prefill: prompt tokens (one image included) per second of time to the first new token;
   decode: new tokens per second after the first (benchmarks/generation.py's measurement).
-  With --compile, minipixtral's decode step (Pixtral.forward over one token with the cache)
-  is wrapped in torch.compile from here, without changing the package: meant for GPUs (on a
-  CPU it works but compiling takes minutes and needs a C++ compiler).
+  With --compile, a third contender in the same rounds: `generate_ids(..., compile=True)`
+  (lesson 07: the decode step with fixed shapes, through torch.compile, one graph); the first
+  round compiles it (about a minute on a CPU, which needs a C++ compiler).
 - decode bound: one token through every weight matrix of the decoder and nothing else.
 - with / without cache: minipixtral's whole generation (prefill included) over a text prompt.
 
@@ -48,7 +48,6 @@ import sys
 import tempfile
 import time
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -132,33 +131,6 @@ def time_vision(encode, images, device):
     return time.perf_counter() - start, 0.0, features
 
 
-@contextmanager
-def compiled_decode(model: mp.Pixtral):
-    """Within the block, minipixtral's decode steps run through torch.compile.
-
-    generate_ids calls model(ids, images, cache=cache, last_only=True) once, the prefill, then
-    model(one_token, start=cache[0].length, cache=cache) for each new token. Pixtral.forward
-    checks that the ids lie in the vocabulary only on a prefill (start 0): a decode step reads
-    nothing back to the host, so the whole step (the embedding, every block with its cache
-    update, the head) compiles into one graph, with no graph break, and model.forward itself
-    is compiled for it. Calls with start > 0 and a cache go through the compiled
-    forward; the prefill (the ids check, the images, a prompt-sized input) stays eager.
-    dynamic=True: start and the cache's length grow by one each step.
-    """
-    eager = model.forward
-    compiled = torch.compile(eager, dynamic=True)
-
-    def forward(input_ids, images=(), *, start=0, cache=None, last_only=False):
-        step = compiled if start > 0 and cache is not None else eager
-        return step(input_ids, images, start=start, cache=cache, last_only=last_only)
-
-    model.forward = forward           # nn.Module.__call__ calls the instance's forward
-    try:
-        yield model
-    finally:
-        del model.forward
-
-
 def measure_load(model, hf_model, root: Path, device: torch.device) -> dict:
     """Both checkpoints written, each loaded in a fresh process (loading.measure)."""
     dtype = model.output.weight.dtype
@@ -209,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", choices=sorted(DTYPES),
                         help="default: bfloat16 on cuda, float32 elsewhere")
     parser.add_argument("--compile", action="store_true",
-                        help="also time minipixtral's decode step under torch.compile (GPU)")
+                        help="also time generate(..., compile=True), the decode step compiled")
     parser.add_argument("--quick", action="store_true",
                         help="a tiny model and short runs: every row in seconds (for CI)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
@@ -289,28 +261,36 @@ def main(argv: list[str] | None = None) -> int:
             "hf": lambda: generation.time_transformers(hf_model, ids, images, n, device)}
     warm_ups = {"ours": lambda: generation.time_ours(model, ids, images, 4, True, device),
                 "hf": lambda: generation.time_transformers(hf_model, ids, images, 4, device)}
-    with torch.inference_mode():
-        gen = generation.interleaved_medians(runs, args.repeats, warm_ups)
+    if args.compile:  # the warm-up compiles: a minute on a CPU
+        log("decode with compile=True: compiling first")
+        runs["compiled"] = lambda: generation.time_ours(model, ids, images, n, True, device,
+                                                        compile=True)
+        warm_ups["compiled"] = lambda: generation.time_ours(model, ids, images, 4, True, device,
+                                                            compile=True)
+    try:
+        with torch.inference_mode():
+            gen = generation.interleaved_medians(runs, args.repeats, warm_ups)
+    except Exception as err:  # inductor needs a working compiler (and on CPU, a C++ one)
+        if not args.compile:
+            raise
+        raise SystemExit(f"torch.compile failed on {device} ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''}); run without "
+                         f"--compile") from err
     rows.append(row(f"prefill, {len(ids)}-token prompt with an image (tokens/s)",
                     len(ids) / gen["ours"][0], len(ids) / gen["hf"][0]))
     rows.append(row(f"decode, {n} new tokens (tokens/s)", (n - 1) / gen["ours"][1],
                     (n - 1) / gen["hf"][1]))
     checks["greedy_tokens"] = generation.agreement(gen["ours"][2], gen["hf"][2])
-    del hf_model, tower
     if args.compile:
-        log("decode with torch.compile (compiling takes a while)")
-        try:
-            with compiled_decode(model):
-                compiled = generation.interleaved_medians(
-                    {"ours": runs["ours"]}, args.repeats, {"ours": warm_ups["ours"]})["ours"]
-        except Exception as err:  # inductor needs a working compiler (and on CPU, a C++ one)
-            raise SystemExit(f"torch.compile failed on {device} ({type(err).__name__}: "
-                             f"{str(err).splitlines()[0] if str(err) else ''}). --compile is "
-                             f"meant for GPUs; run without it.") from err
-        rows.append(row("decode, torch.compile (tokens/s)", (n - 1) / compiled[1]))
-        checks["compiled_tokens"] = generation.agreement(compiled[2], gen["ours"][2])
-    rows.append(row("decode bound: one token through every weight matrix (tokens/s)",
-                    1 / generation.weights_floor(model, device)))
+        rows.append(row("decode, compile=True (tokens/s)", (n - 1) / gen["compiled"][1],
+                        (n - 1) / gen["hf"][1]))
+        checks["compiled_tokens"] = generation.agreement(gen["compiled"][2], gen["ours"][2])
+    del hf_model, tower
+    bound = 1 / generation.weights_floor(model, device)
+    rows.append(row("decode bound: one token through every weight matrix (tokens/s)", bound))
+    for name in ("ours", "compiled") if args.compile else ("ours",):
+        label = "compile=True" if name == "compiled" else "eager"
+        rows.append(row(f"decode {label} / bound (%)", 100 * (n - 1) / gen[name][1] / bound))
 
     log("with and without the cache")
     m = args.context_new_tokens

@@ -36,6 +36,8 @@ from .model import Pixtral
 from .generate import (
     KVCache,
     new_cache,
+    StaticSlot,
+    static_decode_step,
     nucleus_floor,
     draw_index,
     sample_next,
@@ -163,6 +165,8 @@ __all__ = [
     "Pixtral",
     "KVCache",
     "new_cache",
+    "StaticSlot",
+    "static_decode_step",
     "nucleus_floor",
     "draw_index",
     "sample_next",

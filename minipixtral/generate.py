@@ -5,13 +5,14 @@
 """Generation: prefill the prompt once, then one token per step with a key/value cache."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["KVCache", "new_cache", "nucleus_floor", "draw_index", "sample_next", "generate_ids",
-           "generate", "stream_text"]
+__all__ = ["KVCache", "new_cache", "StaticSlot", "static_decode_step", "nucleus_floor",
+           "draw_index", "sample_next", "generate_ids", "generate", "stream_text"]
 
 
 # %% notebooks/07_generation.ipynb, cell 14
@@ -95,7 +96,10 @@ def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1
 
 
 # %% notebooks/07_generation.ipynb, cell 40
-def _check_arguments(max_new_tokens: int, temperature: float, top_p: float) -> None:
+def _check_arguments(max_new_tokens: int, temperature: float, top_p: float,
+                     use_cache: bool = True, compile: bool = False) -> None:
+    if compile and not use_cache:
+        raise ValueError("compile=True compiles the cached decode step: it needs use_cache=True")
     if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an integer ≥ 0, got {max_new_tokens!r}")
     if not temperature >= 0:
@@ -147,7 +151,8 @@ def generate_ids(model: nn.Module, input_ids: Sequence[int] | torch.Tensor,
                  images: Sequence[torch.Tensor] = (), max_new_tokens: int = 64,
                  temperature: float = 0.0, top_p: float = 1.0, eos_id: int | None = None,
                  stop_ids: Sequence[int] = (), use_cache: bool = True,
-                 seed: int | None = None, prefill_chunk: int | None = None) -> Iterator[int]:
+                 seed: int | None = None, prefill_chunk: int | None = None,
+                 compile: bool = False) -> Iterator[int]:
     """Yield new token ids one by one, until eos_id / a stop id (not yielded) or
     max_new_tokens. The model is called as
     model(ids, images, start=..., cache=..., last_only=...) → logits.
@@ -155,16 +160,19 @@ def generate_ids(model: nn.Module, input_ids: Sequence[int] | torch.Tensor,
     With the cache: one prefill over the prompt (images encoded once; prefill_chunk tokens
     a pass if given, model(..., chunk=)), then one token per step. Without
     (use_cache=False): the whole sequence is recomputed at every step, for teaching and
-    testing; the tokens are the same.
+    testing; the tokens are the same. compile=True: the decode steps run through
+    torch.compile ("Going deeper"; the first call compiles, the tokens are the same).
     """
-    _check_arguments(max_new_tokens, temperature, top_p)
+    _check_arguments(max_new_tokens, temperature, top_p, use_cache, compile)
     device = next(model.parameters()).device
     ids = _prompt_ids(input_ids, max_new_tokens, model.config.max_seq_len, device)
     stops = set(stop_ids) | ({eos_id} if eos_id is not None else set())
     generator = _sampling_generator(temperature, seed, device)
-    cache = new_cache(model, ids.numel() + max_new_tokens) if use_cache else None
+    length = ids.numel() + max_new_tokens
+    cache = new_cache(model, _padded(length, model) if compile else length) if use_cache else None
     chunk = {} if prefill_chunk is None else {"chunk": prefill_chunk}
     logits = model(ids, images, cache=cache, last_only=True, **chunk)[-1]
+    decode_step = _CompiledDecode(model, cache, ids.numel()) if compile else _decode_step
     for step in range(max_new_tokens):
         token = sample_next(logits, temperature, top_p, generator)
         if token in stops:
@@ -172,7 +180,7 @@ def generate_ids(model: nn.Module, input_ids: Sequence[int] | torch.Tensor,
         yield token
         if step == max_new_tokens - 1:
             return
-        logits, ids = _decode_step(model, ids, images, cache, token)
+        logits, ids = decode_step(model, ids, images, cache, token)
 
 
 # %% notebooks/07_generation.ipynb, cell 44
@@ -203,3 +211,62 @@ def stream_text(model: nn.Module, tokenizer, input_ids: Sequence[int] | torch.Te
         shown = text
     if text != shown:  # stopped inside a character: what there is, as decode() would give it
         yield text[len(shown):]
+
+
+# %% notebooks/07_generation.ipynb, cell 80
+class StaticSlot:
+    """A KVStore over a KVCache for one token at position pos [1] (a tensor): it writes that
+    token's key and value in slot pos and returns all max_len slots (the caller masks the
+    ones after pos), so that no shape depends on pos."""
+
+    def __init__(self, cache: KVCache, pos: torch.Tensor):
+        self.cache, self.pos = cache, pos
+
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.cache.k.index_copy_(0, self.pos, k)                    # k, v: [1, H_kv, D]
+        self.cache.v.index_copy_(0, self.pos, v)
+        return self.cache.k, self.cache.v                           # [max_len, H_kv, D]
+
+
+def static_decode_step(model: nn.Module, token: torch.Tensor, pos: torch.Tensor,
+                       cache: list[KVCache]) -> torch.Tensor:
+    """One token [1] at position pos [1] (LongTensors) after the tokens in the cache →
+    logits [vocab], float32: Decoder.forward's decode step with every shape fixed."""
+    mask = (torch.arange(cache[0].k.shape[0], device=pos.device) <= pos)[None]  # [1, max_len]
+    h = model.tok_embeddings(token)                                          # [1, dim]
+    h = model.run_layers(h, pos, mask, [StaticSlot(c, pos) for c in cache])
+    return model.output(model.norm(h))[-1].float()
+
+
+# %% notebooks/07_generation.ipynb, cell 82
+PAD = 256  # a compiled generation's cache holds a multiple of this many tokens
+
+
+@functools.cache
+def _compiled_step():
+    """static_decode_step through torch.compile, made once per process."""
+    return torch.compile(static_decode_step, fullgraph=True, dynamic=False)
+
+
+def _padded(length: int, model: nn.Module) -> int:
+    """length rounded up to a multiple of PAD, within the model's context."""
+    return min(-(-length // PAD) * PAD, model.config.max_seq_len)
+
+
+class _CompiledDecode:
+    """generate_ids' decode step with compile=True: the compiled static_decode_step at a
+    position held in a tensor, advanced in place; each KVCache's length follows it."""
+
+    def __init__(self, model: nn.Module, cache: list[KVCache], start: int):
+        if not all(hasattr(model, name) for name in ("tok_embeddings", "run_layers", "output")):
+            raise ValueError(f"compile=True needs a minipixtral Decoder or Pixtral, not a "
+                             f"{type(model).__name__}")
+        self.pos, self.step = torch.tensor([start], device=cache[0].k.device), _compiled_step()
+
+    def __call__(self, model: nn.Module, ids: torch.Tensor, images, cache: list[KVCache],
+                 token: int) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.step(model, torch.tensor([token], device=ids.device), self.pos, cache)
+        self.pos += 1
+        for layer_cache in cache:
+            layer_cache.length += 1
+        return logits, ids

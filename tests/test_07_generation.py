@@ -8,6 +8,7 @@ checked for reproducibility and, statistically, against softmax(z / T) and the n
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import numpy as np
 import pytest
@@ -283,6 +284,7 @@ def test_model_cache_never_reallocates_and_matches_a_fresh_prefill(model, prompt
     (dict(temperature=float("nan")), "temperature must be ≥ 0"),
     (dict(temperature=1.0, top_p=0.0), r"top_p must be in \(0, 1\], got 0.0"),
     (dict(temperature=1.0, top_p=1.5), r"top_p must be in \(0, 1\], got 1.5"),
+    (dict(compile=True, use_cache=False), "compile=True .* needs use_cache=True"),
 ])
 def test_bad_arguments_fail_before_any_model_call(model, tokenizer, prompts, options, message):
     ids, images = prompts[1]
@@ -358,3 +360,93 @@ def test_stream_text_holds_back_partial_characters_and_flushes_the_tail(tokenize
     assert "".join(pieces) == "naïve café 🦙" and not any("\ufffd" in p for p in pieces)
     cut = list(mp.stream_text(parrot, tokenizer, [1, 3, 4], max_new_tokens=len(script) - 1))
     assert "".join(cut) == tokenizer.decode(script[:-1])  # the tail is not lost
+
+
+# --- compile=True: the static decode step through torch.compile (lesson 07, "Going deeper") -----
+# On a CPU, torch.compile's inductor writes C++ and needs a compiler.
+needs_compiler = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                                    reason="torch.compile on a CPU needs a C++ compiler")
+
+
+@needs_compiler
+@pytest.mark.parametrize("n_images", [0, 1, 2])
+def test_compiled_decode_gives_the_eager_tokens(model, prompts, greedy, n_images):
+    ids, images = prompts[n_images]
+    assert mp.generate(model, ids, images, max_new_tokens=NEW, compile=True) == greedy[n_images]
+
+
+@needs_compiler
+def test_compiled_decode_samples_as_eager_with_a_seed(model, prompts):
+    ids, images = prompts[1]
+    options = dict(max_new_tokens=8, temperature=1.0, top_p=0.9, seed=3)
+    assert (mp.generate(model, ids, images, compile=True, **options)
+            == mp.generate(model, ids, images, **options))
+
+
+@needs_compiler
+def test_compiled_step_is_one_graph_without_breaks(model, prompts):
+    ids, images = prompts[1]
+    cache = mp.new_cache(model, 256)
+    with torch.inference_mode():
+        model(torch.tensor(ids), images, cache=cache, last_only=True)
+        report = torch._dynamo.explain(mp.static_decode_step)(
+            model, torch.tensor([7]), torch.tensor([len(ids)]), cache)
+    assert (report.graph_count, report.graph_break_count) == (1, 0)
+
+
+@needs_compiler
+def test_compiled_step_does_not_recompile(model, prompts, greedy):
+    """After one compiled generation: 30 more steps, another prompt length and another model
+    of the same shapes reuse the graph (dynamo's count of the graphs it made stays put)."""
+    from torch._dynamo.utils import counters
+    ids, images = prompts[1]
+    mp.generate(model, ids, images, max_new_tokens=3, compile=True)      # compiles, if needed
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs >= 1
+    mp.generate(model, ids, images, max_new_tokens=30, compile=True)
+    assert mp.generate(model, *prompts[0], max_new_tokens=NEW, compile=True) == greedy[0]
+    twin = randomize(Pixtral(tiny_config()), seed=6)
+    assert (mp.generate(twin, ids, images, max_new_tokens=6, compile=True)
+            == mp.generate(twin, ids, images, max_new_tokens=6))
+    assert counters["stats"]["unique_graphs"] == graphs
+    mp.generate(model, ids, images, max_new_tokens=300, compile=True)    # negative control:
+    assert counters["stats"]["unique_graphs"] == graphs + 1               # a longer cache
+
+
+@needs_compiler
+def test_compiled_cache_matches_the_eager_cache(model, prompts):
+    """The static step writes slot pos in place: the filled slots equal eager's, the rest stay
+    zero, and each layer's length counts the tokens."""
+    ids, images = prompts[1]
+    eager, padded = mp.new_cache(model, 64), mp.new_cache(model, 256)
+    answer = mp.generate(model, ids, images, max_new_tokens=5)
+    with torch.inference_mode():
+        for cache in (eager, padded):
+            model(torch.tensor(ids), images, cache=cache, last_only=True)
+        step = torch.compile(mp.static_decode_step, fullgraph=True, dynamic=False)
+        for k, token in enumerate(answer[:4]):
+            model(torch.tensor([token]), start=eager[0].length, cache=eager)
+            step(model, torch.tensor([token]), torch.tensor([len(ids) + k]), padded)
+            for layer in padded:
+                layer.length += 1
+    n = len(ids) + 4
+    for a, b in zip(eager, padded):
+        assert b.length == a.length == n
+        assert torch.allclose(a.k[:n], b.k[:n], atol=1e-6) and torch.allclose(a.v[:n], b.v[:n],
+                                                                                 atol=1e-6)
+        assert not b.k[n:].any() and not b.v[n:].any()
+
+
+def test_compile_refuses_a_model_it_cannot_compile(prompts):
+    class Echo(torch.nn.Module):
+        config = tiny_config()
+
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, ids, images=(), *, start=0, cache=None, last_only=False, **_):
+            return torch.zeros(1, 10)
+
+    with pytest.raises(ValueError, match="compile=True needs a minipixtral Decoder or Pixtral"):
+        mp.generate(Echo(), [1, 2, 3], max_new_tokens=3, compile=True)

@@ -23,7 +23,10 @@ ROWS = [("load time (s)", True, True),
         ("vision encoder (patches/s)", True, False),
         ("prefill, ", True, False),
         ("decode, 8 new tokens (tokens/s)", True, False),
+        ("decode, compile=True (tokens/s)", True, False),
         ("decode bound: ", False, False),
+        ("decode eager / bound (%)", False, False),
+        ("decode compile=True / bound (%)", False, False),
         ("generation with cache, 64-token prompt, 4 new (tokens/s)", False, False),
         ("generation without cache, same (tokens/s)", False, False),
         ("cache speed-up (×)", False, False)]
@@ -38,7 +41,7 @@ def run(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "quick.json"
-    result = run("--quick", "--threads", "1", "--device", "cpu", "--json", str(path))
+    result = run("--quick", "--compile", "--threads", "1", "--device", "cpu", "--json", str(path))
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout, json.loads(path.read_text())
 
@@ -82,6 +85,11 @@ def test_cache_is_faster_and_counts_are_right(quick):
     with_cache = rows["generation with cache, 64-token prompt, 4 new (tokens/s)"]
     without = rows["generation without cache, same (tokens/s)"]
     assert rows["cache speed-up (×)"] == pytest.approx(with_cache / without, rel=1e-6)
+    bound = rows["decode bound: one token through every weight matrix (tokens/s)"]
+    for label in ("eager", "compile=True"):
+        decode = rows["decode, 8 new tokens (tokens/s)" if label == "eager" else
+                      "decode, compile=True (tokens/s)"]
+        assert rows[f"decode {label} / bound (%)"] == pytest.approx(100 * decode / bound)
     prompt = re.search(r"prefill, (\d+)-token prompt with an image", stdout)
     assert prompt and int(prompt.group(1)) > 16            # the image's tokens are counted
 
@@ -92,6 +100,8 @@ def test_tokens_agree(quick):
     assert "tokens with vs without the cache: identical (4 tokens)" in stdout
     assert data["checks"]["greedy_tokens"] == "identical (8 tokens)"
     assert data["checks"]["cache_tokens"] == "identical (4 tokens)"
+    assert "tokens compiled vs eager: identical (8 tokens)" in stdout
+    assert data["checks"]["compiled_tokens"] == "identical (8 tokens)"
     assert data["checks"]["vision_relative_difference"] < 1e-4
 
 
