@@ -258,6 +258,9 @@ def test_segments_equal_the_block_diagonal_mask():
     assert not torch.allclose(_attend(q, k, v), with_mask, atol=1e-3)  # negative control
     causal = mp.causal_mask(sum(lengths), sum(lengths))
     assert torch.allclose(_attend(q, k, v, causal=True), _attend(q, k, v, causal), atol=1e-6)
+    for other in (dict(mask=with_mask.new_ones(1, 1).bool()), dict(causal=True)):
+        with pytest.raises(ValueError, match="segments is a pattern of its own"):
+            _attend(q, k, v, segments=lengths, **other)
 
 
 def test_encoder_attends_one_image_at_a_time(monkeypatch):
