@@ -4,8 +4,8 @@ Two ways to draw the next token from softmax(logits) restricted to the nucleus a
 
 - **sort**: the definition, as lesson 07 first wrote it: sort the vocabulary, zero the tokens
   whose mass ranked above reaches top_p, scatter back, `torch.multinomial`;
-- **minipixtral**: `minipixtral.sample_next` (lesson 07): `nucleus_floor` (the 64 largest,
-  else a histogram of log p) and `draw_index` (one uniform number, the inverse of the
+- **minipixtral**: `minipixtral.sample_next` (lesson 07): `nucleus_floor` (the likely tokens,
+  else a histogram of the float bits) and `draw_index` (one uniform number, the inverse of the
   cumulative sum).
 
 Three kinds of logits, as a decode step meets them: flat (a random model: the nucleus holds

@@ -9,6 +9,7 @@ import functools
 from collections.abc import Iterator, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["KVCache", "new_cache", "StaticSlot", "static_decode_step", "nucleus_floor",
@@ -52,22 +53,33 @@ def new_cache(model: nn.Module, max_len: int) -> list[KVCache]:
 # %% notebooks/07_generation.ipynb, cell 31
 def nucleus_floor(probs: torch.Tensor, top_p: float, bins: int = 4096) -> torch.Tensor:
     """The probability of the token that crosses top_p: the nucleus of probs [V] is every
-    token with p ≥ it. First the tokens within a factor 10⁴ of the most likely: if they
-    reach top_p, only they are sorted. Otherwise a histogram of log p, whose bins hold their
-    tokens' mass, finds the bin that crosses, and only that bin is sorted."""
-    likely = probs >= probs.max() * 1e-4
-    if likely.sum() <= bins and probs[likely].double().sum() >= top_p:  # a trained model, mostly
-        band, above = probs[likely].double().sort(descending=True).values, 0.0
-    else:
-        log_p = probs.log().clamp_(min=-1e4)                         # p = 0 → a finite bin
-        low, high = float(log_p.min()), float(log_p.max())
-        bin_of = ((log_p - low) * (bins / max(high - low, 1e-30))).long().clamp_(max=bins - 1)
-        mass = torch.bincount(bin_of, weights=probs.double(), minlength=bins)       # [bins]
-        above_bin = mass.flip(0).cumsum(0).flip(0) - mass            # mass of the bins above
-        crossing = max(int((above_bin + mass >= top_p).sum()) - 1, 0)  # last bin to reach it
-        band = probs[bin_of == crossing].double().sort(descending=True).values
-        above = float(above_bin[crossing])
-    before = above + band.cumsum(0) - band                           # mass ranked above each
+    token with p ≥ it. First the tokens within a factor 10⁴ of the most likely, found row by
+    row (rows of 256 tokens): if they reach top_p, only they are sorted. Otherwise a
+    histogram of the float bits (bins: a power of two), whose bins hold their tokens' mass,
+    finds the bin that crosses, and only that bin is sorted."""
+    rows = probs.reshape(-1, 256) if len(probs) % 256 == 0 else probs[None]
+    row_max = rows.amax(1)
+    likely = row_max.max() * 1e-4
+    hot = row_max >= likely                                      # rows holding a likely token
+    if int(hot.sum()) * rows.shape[1] <= 16_384:                 # a trained model, mostly
+        band = rows[hot]
+        band = band[band >= likely].double()
+        if band.sum() >= top_p:
+            return _crossing_token(band, 0.0, top_p)
+    # p ≥ 0 read as an int32 grows with p; p ≤ 1 is below 2³⁰: keep the top bits as the bin
+    bin_of = probs.float().view(torch.int32) >> (31 - bins.bit_length())
+    mass = torch.bincount(bin_of, weights=probs.double(), minlength=bins).flip(0)  # top first
+    reach = mass.cumsum(0)                            # the mass of the bins down to each
+    crossing = int(torch.searchsorted(reach, min(top_p, float(reach[-1]))))  # first to reach
+    band = probs[bin_of.eq_(len(mass) - 1 - crossing).bool()]    # in place: bin_of is done
+    return _crossing_token(band.double(), float(reach[crossing] - mass[crossing]), top_p)
+
+
+def _crossing_token(band: torch.Tensor, above: float, top_p: float) -> torch.Tensor:
+    """The p of the last token of band (float64), sorted, whose mass ranked above is below
+    top_p; `above` is the mass of the tokens above the whole band."""
+    band = band.sort(descending=True).values
+    before = above + band.cumsum(0) - band                       # mass ranked above each
     return band[before < top_p][-1].float()
 
 
@@ -75,7 +87,7 @@ def nucleus_floor(probs: torch.Tensor, top_p: float, bins: int = 4096) -> torch.
 def draw_index(probs: torch.Tensor, generator: torch.Generator | None = None) -> int:
     """An index i drawn with probability probs[i] / Σ probs (probs [V] ≥ 0): a uniform number
     u in [0, Σ probs) and the first index whose cumulative sum exceeds u."""
-    cdf = probs.cumsum(0, dtype=torch.float64)
+    cdf = probs.to(torch.float64, copy=True).cumsum_(0)  # one float64 vector, not two
     u = torch.rand((), generator=generator, dtype=torch.float64, device=probs.device) * cdf[-1]
     index = int(torch.searchsorted(cdf, u, right=True))
     return index if index < len(probs) else int(probs.nonzero().max())  # u rounded up to Σ
@@ -89,9 +101,11 @@ def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1
     whose probabilities add up to top_p (the token that crosses top_p is kept)."""
     if temperature == 0:
         return int(logits.argmax())
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    if top_p < 1.0:
-        probs = probs * (probs >= nucleus_floor(probs, top_p))       # zero outside the nucleus
+    logits = logits.float()
+    probs = torch.softmax(logits if temperature == 1 else logits / temperature, dim=-1)
+    if top_p < 1.0:  # zero outside the nucleus, in place: threshold_ keeps p > t, and t is
+        floor = nucleus_floor(probs, top_p)        # the float just below the floor: p ≥ floor
+        probs = F.threshold_(probs, float(torch.nextafter(floor, -floor)), 0.0)
     return draw_index(probs, generator)
 
 
