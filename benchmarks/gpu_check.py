@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="cpu: a dry run of this script's steps on a machine without GPU")
     parser.add_argument("--quick", action="store_true", help="the benchmark's tiny model")
     parser.add_argument("--no-compile", action="store_true", help="leave --compile out")
-    parser.add_argument("--lessons", nargs="*", help="lesson names (default: all; none: skip)")
+    parser.add_argument("--lessons", nargs="*", help="lesson names or numbers (default: all; "
+                        "--lessons alone: none)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds a cell may take")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "gpu_check")
     args = parser.parse_args(argv)
