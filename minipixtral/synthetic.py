@@ -4,21 +4,16 @@
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 7
 """A synthetic image–question–answer dataset, drawn with PIL on the fly.
 
-Each sample is a picture of coloured shapes on a light background, one question about it and
-a one-word answer (every answer is one Tekken token). The pictures cover what a user draws:
-
-- W × H pixels, each side from 16 to 96 (SIDES), square or not; most sides are not multiples
-  of the patch size, so the pipeline of lesson 01 resizes the picture before cutting it;
-- a white or light background (every channel 225 … 255, channels within 20 of each other);
+A sample is a picture of coloured shapes on a light background, one question about it and a
+one-word answer (one Tekken token). The pictures cover what a user draws:
+- W × H pixels, each side from 16 to 96 (SIDES), square or not;
+- a white or light background (channels 225 … 255, within 20 of each other);
 - filled circles, squares and triangles pointing up, s × s pixels, 10 ≤ s ≤ min(W, H) − 2,
-  anywhere: across the patch borders, at least GAP pixels apart, edges hard or antialiased;
-- any clear shade of the four colours: the hue ranges and least saturation and value of
-  COLOUR_DOMAIN (pure primaries, lighter and darker variants).
-
-Five kinds of question: colour and shape (one shape), count (one to three shapes), position
-(the colour of the left one of two shapes of different colours, side by side), size (one
-shape: small is SMALL pixels, big at least BIG). The generator draws from ranges a little
-wider than this domain, so that the model is sure at its edges.
+  anywhere across the patch borders, GAP pixels apart or more, edges hard or antialiased;
+- any clear shade of the four colours (COLOUR_DOMAIN: hue ranges, least saturation and value).
+Questions: colour and shape (one shape), count (one to three), position (the colour of the left
+one of two side by side), size (one shape: small is SMALL pixels, big at least BIG). The
+generator draws from slightly wider ranges, so that the model is sure at the domain's edges.
 """
 from __future__ import annotations
 
@@ -87,21 +82,7 @@ def dataset_token_ids(tokenizer) -> list[int]:
     return sorted(ids)
 
 
-def shipped_checkpoint() -> Path:
-    """The folder of the tiny Pixtral trained on this dataset (tools/train_tiny.py), shipped
-    inside the package: params.json + consolidated.safetensors (no tekken.json: use
-    minipixtral.shipped_tokenizer_file())."""
-    return Path(__file__).resolve().parent / "data" / "tiny_pixtral"
-
-
-def shipped_tokenizer() -> Tokenizer:
-    """The shipped model's tokenizer: Pixtral-12B's Tekken (shipped_tokenizer_file()) with the
-    image settings of the checkpoint's params.json (patches of 8 pixels, not Tekken's 16)."""
-    return tokenizer_for(shipped_tokenizer_file(),
-                         read_params(shipped_checkpoint() / "params.json").vision_encoder)
-
-
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 58
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 60
 def demo_picture() -> Image.Image:
     """A 64 × 32 picture (2 rows of 4 patches): a red circle on the left, a blue triangle on
     the right; the default picture of `python -m minipixtral describe` with no --model."""
@@ -112,7 +93,7 @@ def demo_picture() -> Image.Image:
     return picture
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 70
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 72
 @dataclass
 class Sample:
     """One picture, its question and the expected answer; kind is a key of QUESTIONS."""
@@ -137,7 +118,7 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, 
         raise ValueError(f"unknown shape {shape!r}: choose from {SHAPES}")
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 71
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 73
 WIDER = (4, 0.1, 0.08)  # the generator's margin: degrees of hue, saturation, value
 
 
@@ -161,7 +142,7 @@ def _background(rng: random.Random) -> tuple[int, int, int]:
     return tuple(base + rng.randint(-9, 9) for _ in range(3))
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 72
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 74
 Box = tuple[float, float, float]  # x, y of the top-left corner and the side s, in pixels
 
 
@@ -193,7 +174,7 @@ def _place(rng: random.Random, width: int, height: int, sides: list[int],
     return boxes
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 73
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 75
 def _render(rng: random.Random, width: int, height: int,
             shapes: list[tuple[str, Box, tuple[int, int, int]]]) -> Image.Image:
     """A width × height picture of (shape, box, colour) on a light background. Half of the
@@ -209,8 +190,8 @@ def _render(rng: random.Random, width: int, height: int,
     return picture.resize((width, height), Image.BOX) if scale > 1 else picture
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 74
-KIND_WEIGHTS = {"colour": 1, "shape": 2, "count": 1.5, "position": 1, "size": 0.75}
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 76
+KIND_WEIGHTS = {"colour": 1, "shape": 1, "count": 4, "position": 1.5, "size": 0.75}
 
 
 def _sides(rng: random.Random, width: int, height: int, n: int, big: bool | None) -> list[int]:
@@ -226,7 +207,7 @@ def _sides(rng: random.Random, width: int, height: int, n: int, big: bool | None
     return [rng.randint(least, cap) for _ in range(n)]
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 75
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 77
 def random_sample(rng: random.Random, kind: str | None = None) -> Sample:
     """Draw one sample with rng (a random.Random: the same seed gives the same sample).
     kind: one of QUESTIONS, or None to pick one with KIND_WEIGHTS (the harder, more often)."""
@@ -258,3 +239,18 @@ def make_samples(n: int, seed: int, balanced: bool = True) -> list[Sample]:
     otherwise drawn with KIND_WEIGHTS."""
     rng, kinds = random.Random(seed), list(QUESTIONS)
     return [random_sample(rng, kinds[i % len(kinds)] if balanced else None) for i in range(n)]
+
+
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 101
+def shipped_checkpoint() -> Path:
+    """The folder of the tiny Pixtral trained on this dataset (tools/train_tiny.py), shipped
+    inside the package: params.json + consolidated.safetensors (no tekken.json: use
+    minipixtral.shipped_tokenizer_file())."""
+    return Path(__file__).resolve().parent / "data" / "tiny_pixtral"
+
+
+def shipped_tokenizer() -> Tokenizer:
+    """The shipped model's tokenizer: Pixtral-12B's Tekken (shipped_tokenizer_file()) with the
+    image settings of the checkpoint's params.json (patches of 8 pixels, not Tekken's 16)."""
+    return tokenizer_for(shipped_tokenizer_file(),
+                         read_params(shipped_checkpoint() / "params.json").vision_encoder)

@@ -4,15 +4,9 @@
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 22
 """Training a small Pixtral from scratch on the synthetic dataset, on a CPU.
 
-Three ideas make a step cheap:
-- packing: the B examples of a batch become ONE sequence of N = Σ (len_i − 1) tokens; a
-  block-causal mask [N, N] keeps them apart and the RoPE positions restart at 0 for each;
-  all B pictures go through the vision encoder in one call (its own block-diagonal mask);
-- the loss is taken on the answer tokens only (the answer's ids and </s>), so the output
-  head runs on those M ≪ N rows only;
-- of the two 131 072-row vocabulary tables, only the K rows of the tokens the data uses are
-  trained (TrainableRows); the output rows of all other tokens are zero, so their logits are
-  exactly 0 and the full-vocabulary softmax needs one extra column, log(V − K).
+Three ideas make a step cheap: packing (a batch is one sequence with a block-causal mask, the
+RoPE positions restarting for each example); the loss on the answer tokens only; training only
+the K vocabulary rows the data uses (TrainableRows). A curriculum makes it learn shapes.
 """
 from __future__ import annotations
 
@@ -28,10 +22,12 @@ from torch import nn
 from minipixtral.adapter import merge_image_features
 from minipixtral.generate import generate
 from minipixtral.model import Pixtral
-from minipixtral.synthetic import Example, Sample, dataset_token_ids, encode_sample, random_sample
+from minipixtral.synthetic import (QUESTIONS, Example, Sample, dataset_token_ids, encode_sample,
+                                   random_sample)
 
 __all__ = ["block_causal_mask", "packed_positions", "answer_mask", "Packed", "pack",
-           "answer_loss", "TrainableRows", "packed_loss", "train", "predict", "exact_match"]
+           "answer_loss", "TrainableRows", "packed_loss", "CURRICULUM", "curriculum_stages",
+           "kind_at", "train_step", "train", "predict", "exact_match"]
 
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 26
@@ -91,14 +87,8 @@ def answer_loss(logits: torch.Tensor, targets: torch.Tensor, trained: torch.Tens
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 40
 class TrainableRows(nn.Module):
     """The rows of tok_embeddings and output for the K token ids the data uses, as [K, dim]
-    parameters. The model's own two tables stay frozen: V × dim gradients and Adam states
-    would cost far more than the rest of a step.
-
-    logits(h) returns [M, K + 1]: the K rows' logits, then log(V − K) for all the other
-    tokens together. Their output rows are zero (write_back makes them so), so each has
-    logit 0 and their share of the softmax is (V − K)·e⁰ = e^{log(V − K)}: the softmax over
-    these K + 1 columns is exactly the softmax over the full vocabulary.
-    """
+    parameters (the model's two tables stay frozen). logits(h): [M, K + 1], the last column
+    log(V − K) for all the other tokens, whose output rows write_back makes zero."""
 
     def __init__(self, model: Pixtral, token_ids: Sequence[int]):
         super().__init__()
@@ -140,16 +130,52 @@ def packed_loss(model: Pixtral, rows: TrainableRows, packed: Packed) -> torch.Te
 
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 44
-def train(model: Pixtral, tokenizer, steps: int, batch_size: int = 16, lr: float = 3e-3,
-          warmup: int = 100, seed: int = 0, pack_size: int = 8,
+CURRICULUM = ((0.2, ("shape",)),)  # (until share of steps, kinds)
+
+
+def curriculum_stages(curriculum: Sequence[tuple[float, Sequence[str]]], steps: int
+                      ) -> list[tuple[float, list[str]]]:
+    """The stages as (last step + 1, kinds); refuses a kind that is not in QUESTIONS."""
+    unknown = {kind for _, kinds in curriculum for kind in kinds} - set(QUESTIONS)
+    if unknown:
+        raise ValueError(f"curriculum: unknown kinds {sorted(unknown)}, choose from "
+                         f"{list(QUESTIONS)}")
+    return [(share * steps, list(kinds)) for share, kinds in curriculum]
+
+
+def kind_at(rng: random.Random, step: int, stages: list[tuple[float, list[str]]]) -> str | None:
+    """One sample's kind at `step`: uniform among the kinds of the first stage not over, or
+    None after the last (random_sample then picks any kind, with KIND_WEIGHTS)."""
+    for end, kinds in stages:
+        if step < end:
+            return rng.choice(kinds)
+    return None
+
+
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 45
+def train_step(model: Pixtral, rows: TrainableRows, optimizer: torch.optim.Optimizer,
+               batch: Sequence[Example], *, pack_size: int, clip: float) -> float:
+    """One step: the batch in packs of pack_size, the mean of their losses (each example has two
+    answer rows, so with equal packs the mean over all answer rows), backward, the gradient's
+    norm clipped at clip, the optimizer's update. Returns the loss."""
+    packs = [pack(batch[i:i + pack_size]) for i in range(0, len(batch), pack_size)]
+    loss = sum(packed_loss(model, rows, p) for p in packs) / len(packs)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip)
+    optimizer.step()
+    return loss.item()
+
+
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 46
+def train(model: Pixtral, tokenizer, steps: int, batch_size: int = 16, lr: float = 1e-3,
+          warmup: int = 100, seed: int = 0, pack_size: int = 8, clip: float = 1.0,
+          curriculum: Sequence[tuple[float, Sequence[str]]] = CURRICULUM,
           callback: Callable[[int, float], None] | None = None) -> list[float]:
-    """Train model in place on fresh synthetic samples (random.Random(seed)); returns the loss
-    of every step. Each step's batch_size examples go in packs of pack_size (the attention of
-    a pack costs N², so two packs of N/2 tokens cost half as much as one of N); the step's
-    loss is the mean of the packs' losses (every example has two answer rows, the answer token
-    and </s>, so with equal packs it is the mean over all answer rows). AdamW (no weight
-    decay), linear warm-up then cosine decay of lr. The rows of the vocabulary tables are trained through TrainableRows and written back
-    at the end. callback(step, loss) is called after each step."""
+    """Train model in place on fresh samples (random.Random(seed)) whose kinds follow the
+    curriculum; returns each step's loss. AdamW, linear warm-up then cosine decay of lr; the
+    vocabulary rows trained through TrainableRows. callback(step, loss) after each step."""
+    stages = curriculum_stages(curriculum, steps)
     rows = TrainableRows(model, dataset_token_ids(tokenizer))
     frozen = {id(model.tok_embeddings.weight), id(model.output.weight)}  # rows stand in for them
     params = [*rows.parameters(), *(p for p in model.parameters() if id(p) not in frozen)]
@@ -160,13 +186,9 @@ def train(model: Pixtral, tokenizer, steps: int, batch_size: int = 16, lr: float
         scale = min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
         for group in optimizer.param_groups:
             group["lr"] = lr * scale
-        batch = [encode_sample(tokenizer, random_sample(rng)) for _ in range(batch_size)]
-        packs = [pack(batch[i:i + pack_size]) for i in range(0, batch_size, pack_size)]
-        loss = sum(packed_loss(model, rows, p) for p in packs) / len(packs)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+        batch = [encode_sample(tokenizer, random_sample(rng, kind_at(rng, step, stages)))
+                 for _ in range(batch_size)]
+        losses.append(train_step(model, rows, optimizer, batch, pack_size=pack_size, clip=clip))
         if callback is not None:
             callback(step, losses[-1])
     rows.write_back(model)
@@ -174,7 +196,7 @@ def train(model: Pixtral, tokenizer, steps: int, batch_size: int = 16, lr: float
     return losses
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 50
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 52
 def predict(model: Pixtral, tokenizer, sample: Sample, max_new_tokens: int = 4) -> str:
     """The model's answer to a sample: greedy decoding over the full vocabulary."""
     ids, images = tokenizer.encode_chat(sample.question, images=[sample.image])

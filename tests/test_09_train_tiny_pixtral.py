@@ -65,7 +65,7 @@ def test_samples_have_varied_sizes_and_balanced_kinds():
         got = {s.answer for s in samples if s.kind == kind}
         assert got == set(answers), f"{kind}: answers {got}, expected all of {answers}"
     kinds = [s.kind for s in mp.make_samples(2000, 1, balanced=False)]
-    assert kinds.count("shape") > 1.5 * kinds.count("colour")     # KIND_WEIGHTS
+    assert kinds.count("count") > 3 * kinds.count("colour")       # KIND_WEIGHTS: 4 and 1
     with pytest.raises(ValueError, match="unknown kind"):
         mp.random_sample(random.Random(0), "texture")
 
@@ -205,6 +205,45 @@ def test_a_few_training_steps_lower_the_loss_and_touch_only_used_rows(tokenizer,
     assert not torch.equal(model.vision_encoder.patch_conv.weight, vision_before)
 
 
+def test_the_curriculum_asks_its_stages_kinds_then_every_kind():
+    assert mp.curriculum_stages(mp.CURRICULUM, 100) == [(20.0, ["shape"])]
+    stages = mp.curriculum_stages([(0.25, ("shape",)), (0.5, ("shape", "count"))], 100)
+    assert stages == [(25.0, ["shape"]), (50.0, ["shape", "count"])]
+    rng = random.Random(0)
+    assert {mp.kind_at(rng, step, stages) for step in range(25)} == {"shape"}
+    assert {mp.kind_at(rng, step, stages) for step in range(25, 50)} == {"shape", "count"}
+    assert {mp.kind_at(rng, step, stages) for step in range(50, 100)} == {None}
+    with pytest.raises(ValueError, match=r"unknown kinds \['shapes'\]"):
+        mp.curriculum_stages([(0.5, ("shapes",))], 100)
+
+
+@pytest.mark.parametrize("curriculum", [mp.CURRICULUM, ()])   # (): negative control
+def test_train_draws_the_curriculums_kinds(monkeypatch, tokenizer, small_model, curriculum):
+    import minipixtral.training as training
+
+    kinds, draw = [], training.random_sample
+
+    def recording(rng, kind=None):
+        sample = draw(rng, kind)
+        kinds.append(sample.kind)
+        return sample
+
+    monkeypatch.setattr(training, "random_sample", recording)
+    model = Pixtral(small_model.config)
+    mp.train(model, tokenizer, steps=8, batch_size=8, warmup=1, seed=3, curriculum=curriculum)
+    first, rest = set(kinds[:16]), set(kinds[32:])              # steps 0-1, steps 4-7
+    assert (first == {"shape"}) == bool(curriculum) and len(first) >= (1 if curriculum else 3)
+    assert rest == set(mp.QUESTIONS)
+
+
+def test_train_refuses_an_unknown_curriculum_kind_before_any_step(tokenizer, small_model):
+    model = Pixtral(small_model.config)
+    before = model.state_dict()["vision_encoder.patch_conv.weight"].clone()
+    with pytest.raises(ValueError, match="unknown kinds"):
+        mp.train(model, tokenizer, steps=4, curriculum=[(0.5, ("colours",))])
+    assert torch.equal(model.vision_encoder.patch_conv.weight, before)
+
+
 def test_save_and_load_round_trip(tmp_path, small_model):
     for dtype in (torch.float32, torch.bfloat16):
         folder = mp.save_folder(small_model, tmp_path / str(dtype), mp.shipped_tokenizer_file(),
@@ -239,9 +278,12 @@ def test_a_tokenizer_with_the_wrong_patch_size_is_a_clear_error(shipped):
 
 
 # Exact match of the shipped model on every kind of question, measured when it was trained
-# (tools/train_tiny.py prints it). Issue 15 asks for 95% on every kind; shape and count are not
-# there yet (README). The floors keep the model from getting worse: raise them when it is better.
-FLOORS = {"colour": 0.95, "shape": 0.6, "count": 0.65, "position": 0.95, "size": 0.95}
+# (tools/train_tiny.py prints it). Issue 15 asks for 95% on every kind; count is not there yet
+# (93% on the second routine's 500 pictures, 90% on these 300; README). The floors keep the
+# model from getting worse: raise them when it is better.
+FLOORS = {"colour": 0.95, "shape": 0.95, "count": 0.85, "position": 0.95, "size": 0.95}
+# The gallery, 124 questions (measured: colour 92%, shape 92%, count 86%, position 90%, size 100%)
+GALLERY_FLOORS = {"colour": 0.9, "shape": 0.9, "count": 0.8, "position": 0.85, "size": 0.95}
 
 
 def test_shipped_checkpoint_answers_pictures_drawn_by_other_code(tokenizer, shipped):
@@ -257,7 +299,7 @@ def test_shipped_checkpoint_answers_the_gallery(tokenizer, shipped):
     samples = gallery_samples()
     assert len({id(s.image) for s in samples}) >= 30
     accuracy, wrong = accuracy_by_kind(shipped, tokenizer, samples)
-    low = {kind: a for kind, a in accuracy.items() if a < FLOORS[kind] - 0.05}
+    low = {kind: a for kind, a in accuracy.items() if a < GALLERY_FLOORS[kind]}
     assert not low, (low, wrong)
 
 
