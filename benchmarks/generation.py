@@ -160,7 +160,7 @@ def weights_floor(model, device, repeats: int = 20) -> float:
     """Seconds for one token through every decoder weight matrix (the linear layers and the
     output head) and nothing else: a lower bound for a decode step of any implementation."""
     linears = [m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)
-               and not name.startswith(("vision_encoder", "vision_language_adapter"))]
+               and not name.startswith(mp.Pixtral.VISION_SIDE)]
     inputs = [torch.randn(1, m.in_features, device=device, dtype=m.weight.dtype)
               for m in linears]
     times = []

@@ -63,8 +63,7 @@ def decoder_bytes_per_token(config, bytes_per_weight: int) -> int:
     import minipixtral as mp
     with torch.device("meta"):
         model = mp.Pixtral(config)
-    skip = ("vision_encoder", "vision_language_adapter", "tok_embeddings", "pre_mm_projector",
-            "patch_merger")
+    skip = (*mp.Pixtral.VISION_SIDE, "tok_embeddings.")
     n = sum(p.numel() for name, p in model.named_parameters() if not name.startswith(skip))
     return (n + config.dim) * bytes_per_weight
 

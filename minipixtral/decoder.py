@@ -59,13 +59,15 @@ class _DecoderParts(nn.Module):
 
     def run_layers(self, h: torch.Tensor, positions: torch.Tensor,
                    mask: torch.Tensor | None = None, cache: list[KVStore] | None = None,
-                   causal: bool = False) -> torch.Tensor:
+                   causal: bool = False, segments: list[int] | None = None) -> torch.Tensor:
         """h: [T, dim] at positions [T] → [T, dim] after every block (before the final
         norm). mask: bool [T, S] (None: every key); cache: one store per layer, or None;
-        causal: the causal mask without building it (the queries are all the keys)."""
+        causal: the causal mask without building it (the queries are all the keys);
+        segments: independent parts, each causal with causal (lesson 09's packs)."""
         angles = rope_angles_1d(positions, self.config.head_dim, self.config.rope_theta)
         for i, layer in enumerate(self.layers):
-            h = layer(h, angles, mask, cache[i] if cache is not None else None, causal=causal)
+            h = layer(h, angles, mask, cache[i] if cache is not None else None, causal=causal,
+                      segments=segments)
         return h
 
 

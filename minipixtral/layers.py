@@ -53,9 +53,9 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tenso
     mask: bool [T, S] (None: every key). causal: token t reads tokens ≤ t (T = S; lesson
     06), and no [T, T] mask is built. segments: the lengths of independent parts (images),
     each reading only itself, one part at a time: section 5's block-diagonal mask without
-    its N² booleans."""
-    if segments and (mask is not None or causal):
-        raise ValueError("segments is a pattern of its own: give it without mask or causal")
+    its N² booleans; with causal, each part is causal (lesson 09's packed examples)."""
+    if segments and mask is not None:
+        raise ValueError("segments is a pattern of its own: give it without a mask")
     heads = lambda t: t.transpose(0, 1)[None]                           # [1, H, T, D]
     parts = zip(*(t.split(segments) for t in (q, k, v))) if segments else [(q, k, v)]
     return torch.cat([F.scaled_dot_product_attention(

@@ -185,8 +185,7 @@ def decoder_state_dict_to_hf(state: dict[str, torch.Tensor], config: PixtralConf
     transformers' Mistral names under prefix, and lm_head for our output."""
     out = {}
     for name, tensor in state.items():
-        if name.startswith(("vision_encoder.", "vision_language_adapter.", "patch_merger.",
-                            "pre_mm_projector_norm.")):
+        if name.startswith(Pixtral.VISION_SIDE):
             continue
         if name == "output.weight":
             out["lm_head.weight"] = tensor

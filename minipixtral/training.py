@@ -57,13 +57,18 @@ def answer_mask(length: int, n_prompt: int) -> torch.Tensor:
 class Packed:
     """A batch as one sequence of N tokens. ids, targets: LongTensor [N] (targets = the next
     id of each example); trained: bool [N], the rows the loss reads; positions: [N];
-    mask: bool [N, N] block-causal; images: the pictures in the order of their [IMG] blocks."""
+    lengths: the examples' N_k; images: the pictures in the order of their [IMG] blocks."""
     ids: torch.Tensor
     targets: torch.Tensor
     trained: torch.Tensor
     positions: torch.Tensor
-    mask: torch.Tensor
+    lengths: list[int]
     images: list[torch.Tensor]
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """bool [N, N]: the block-causal mask."""
+        return block_causal_mask(self.lengths)
 
 
 def pack(examples: Sequence[Example]) -> Packed:
@@ -73,7 +78,7 @@ def pack(examples: Sequence[Example]) -> Packed:
     lengths = [len(i) - 1 for i in ids]
     return Packed(ids=torch.cat([i[:-1] for i in ids]), targets=torch.cat([i[1:] for i in ids]),
                   trained=torch.cat([answer_mask(len(e.ids), e.n_prompt) for e in examples]),
-                  positions=packed_positions(lengths), mask=block_causal_mask(lengths),
+                  positions=packed_positions(lengths), lengths=lengths,
                   images=[image for e in examples for image in e.images])
 
 
@@ -121,10 +126,10 @@ class TrainableRows(nn.Module):
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 42
 def packed_loss(model: Pixtral, rows: TrainableRows, packed: Packed) -> torch.Tensor:
     """The answer loss of a packed batch: one vision call, one decoder pass over N tokens
-    with the block-causal mask, the head on the trained rows only."""
+    (block-causal: each example's attention causal on its own), the head on the trained rows."""
     features = model.image_features(packed.images)                            # [n_k, dim] each
     h = merge_image_features(rows.embed(packed.ids), packed.ids, features, model.image_ids)
-    h = model.run_layers(h, packed.positions, packed.mask)                    # [N, dim]
+    h = model.run_layers(h, packed.positions, causal=True, segments=packed.lengths)  # [N, dim]
     logits = rows.logits(model.norm(h[packed.trained]))                        # [M, K + 1]
     return F.cross_entropy(logits, rows.local[packed.targets[packed.trained]])
 
@@ -135,11 +140,15 @@ CURRICULUM = ((0.2, ("shape",)),)  # (until share of steps, kinds)
 
 def curriculum_stages(curriculum: Sequence[tuple[float, Sequence[str]]], steps: int
                       ) -> list[tuple[float, list[str]]]:
-    """The stages as (last step + 1, kinds); refuses a kind that is not in QUESTIONS."""
+    """The stages as (last step + 1, kinds); refuses a kind not in QUESTIONS, and shares that
+    do not rise within (0, 1] (a stage never reached, or outlasting the run)."""
     unknown = {kind for _, kinds in curriculum for kind in kinds} - set(QUESTIONS)
     if unknown:
         raise ValueError(f"curriculum: unknown kinds {sorted(unknown)}, choose from "
                          f"{list(QUESTIONS)}")
+    shares = [share for share, _ in curriculum]
+    if not all(a < b <= 1 for a, b in zip([0, *shares], shares)):
+        raise ValueError(f"curriculum: the shares must rise within (0, 1], got {shares}")
     return [(share * steps, list(kinds)) for share, kinds in curriculum]
 
 

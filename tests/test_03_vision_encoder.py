@@ -1,6 +1,6 @@
 """Lesson 03: the vision encoder equals transformers' PixtralVisionModel on the same weights.
 
-The vision encoder of lesson 09's configuration (width 64, 4 heads of 16, 2 blocks), random
+A vision encoder 64 wide (4 heads of 16, 2 blocks: tiny_config's, widened), random
 weights large enough to matter, float32, eager attention. Errors are measured relative to the
 output scale.
 """
@@ -16,14 +16,15 @@ from PIL import Image
 
 import minipixtral as mp
 from minipixtral.reference import (hf_pixel_inputs, hf_vision_config, hf_vision_model,
-                                   randomize, relative_error, trained_config,
+                                   randomize, relative_error, tiny_config,
                                    vision_state_dict_to_hf)
 from minipixtral.layers import _attend
 from minipixtral.rope import permute_qk_for_rotate_half
 
 TOLERANCE = 1e-5  # max abs error / max abs output
-# 64 wide, 4 heads of 16, 2 blocks; Pixtral-12B's 16-pixel patches (the trained model has 8)
-TINY = dataclasses.replace(trained_config().vision_encoder, patch_size=16)
+# 64 wide, 4 heads of 16, 2 blocks; Pixtral-12B's 16-pixel patches
+TINY = dataclasses.replace(tiny_config().vision_encoder, hidden_size=64, intermediate_size=128,
+                           num_attention_heads=4)
 STD = 0.1  # matrices N(0, 0.1²), gains 1 + N(0, 0.1²): features of order 1-5, every gain ≠ 1
 
 
@@ -258,9 +259,19 @@ def test_segments_equal_the_block_diagonal_mask():
     assert not torch.allclose(_attend(q, k, v), with_mask, atol=1e-3)  # negative control
     causal = mp.causal_mask(sum(lengths), sum(lengths))
     assert torch.allclose(_attend(q, k, v, causal=True), _attend(q, k, v, causal), atol=1e-6)
-    for other in (dict(mask=with_mask.new_ones(1, 1).bool()), dict(causal=True)):
-        with pytest.raises(ValueError, match="segments is a pattern of its own"):
-            _attend(q, k, v, segments=lengths, **other)
+    with pytest.raises(ValueError, match="segments is a pattern of its own"):
+        _attend(q, k, v, with_mask, segments=lengths)
+
+
+def test_causal_segments_equal_the_block_causal_mask():
+    torch.manual_seed(0)
+    lengths = [7, 12, 5]
+    q = torch.randn(sum(lengths), 4, 8)
+    k, v = torch.randn(2, sum(lengths), 2, 8).unbind(0)
+    block_causal = mp.block_diagonal_mask(lengths) & mp.causal_mask(sum(lengths), sum(lengths))
+    expected = _attend(q, k, v, block_causal)
+    assert torch.allclose(_attend(q, k, v, causal=True, segments=lengths), expected, atol=1e-6)
+    assert not torch.allclose(_attend(q, k, v, segments=lengths), expected, atol=1e-3)  # control
 
 
 def test_encoder_attends_one_image_at_a_time(monkeypatch):

@@ -215,6 +215,13 @@ def test_the_curriculum_asks_its_stages_kinds_then_every_kind():
     assert {mp.kind_at(rng, step, stages) for step in range(50, 100)} == {None}
     with pytest.raises(ValueError, match=r"unknown kinds \['shapes'\]"):
         mp.curriculum_stages([(0.5, ("shapes",))], 100)
+    assert mp.curriculum_stages([(1.0, ("count",))], 10) == [(10.0, ["count"])]  # the whole run
+
+
+@pytest.mark.parametrize("shares", [(0.5, 0.3), (0.4, 0.4), (0.5, 1.2), (0.0,), (-0.1,)])
+def test_a_curriculum_whose_shares_do_not_rise_within_0_1_is_refused(shares):
+    with pytest.raises(ValueError, match="the shares must rise within"):
+        mp.curriculum_stages([(share, ("shape",)) for share in shares], 100)
 
 
 @pytest.mark.parametrize("curriculum", [mp.CURRICULUM, ()])   # (): negative control
