@@ -40,7 +40,6 @@ class _PixtralParts(Decoder):
     """The decoder plus the vision encoder and the adapter, and the merged embeddings of
     ids and images. Pixtral adds forward and the loaders."""
 
-
     def __init__(self, config: PixtralConfig):
         super().__init__(config)
         self.vision_encoder = VisionEncoder(config.vision_encoder)
@@ -81,7 +80,6 @@ class Pixtral(_PixtralParts):
     (VISION_SIDE: the prefixes of every name outside the decoder, lesson 11's included)."""
     VISION_SIDE = ("vision_encoder.", "pre_mm_projector_norm.", "patch_merger.",
                    "vision_language_adapter.")
-
 
     def forward(self, input_ids: torch.Tensor, images: Sequence[torch.Tensor] = (), *,
                 start: int = 0, cache: list[KVStore] | None = None,
