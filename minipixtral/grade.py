@@ -48,12 +48,14 @@ class ExerciseResult:
 class Exercise:
     """One exercise of the course's copy: the course's own cells of its section (checks after
     the answer; before it, e.g., the buggy function of a find-the-bug exercise), the package
-    names its answer must not call, its points."""
+    names its answer must not call, its points, its stub (the answer cells as the course wrote
+    them)."""
     number: str
     checks: list = field(default_factory=list)     # after the answer
     before: list = field(default_factory=list)     # the course's cells before the answer
     reference: list[str] = field(default_factory=list)
     points: float = 1.0
+    stub: list[str] = field(default_factory=list)  # the sources of the course's answer cells
 
 
 # %% notebooks/B_grading.ipynb, cell 6
@@ -77,6 +79,7 @@ def course_plan(course) -> tuple[list, list[Exercise]]:
             else:
                 exercise.reference = list(role.get("reference", []))
                 exercise.points = float(role.get("points", 1))
+                exercise.stub.append(cell.source)
                 answered.add(exercise.number)
     return setup, list(exercises.values())
 
@@ -260,6 +263,24 @@ class Runner:
 
 
 # %% notebooks/B_grading.ipynb, cell 22
+def untouched(cells: list, exercise: Exercise) -> str | None:
+    """The error the course's stub raises ("NotImplementedError: Exercise N.k is not done
+    yet: …", read from its source) when the answer cells are the stub unchanged, else None."""
+    if [c.source.strip() for c in cells] != [s.strip() for s in exercise.stub]:
+        return None
+    try:
+        tree = ast.parse("\n".join(exercise.stub))
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        call = node.exc if isinstance(node, ast.Raise) else None
+        if (isinstance(call, ast.Call) and getattr(call.func, "id", "") == "NotImplementedError"
+                and call.args and isinstance(call.args[0], ast.Constant)):
+            return f"NotImplementedError: {call.args[0].value}"
+    return None
+
+
+# %% notebooks/B_grading.ipynb, cell 23
 def read_notebook(path: Path):
     """The notebook at path; FileNotFoundError / ValueError that say what is wrong."""
     import nbformat
@@ -271,13 +292,17 @@ def read_notebook(path: Path):
         raise ValueError(f"{path} is not a readable notebook: {err}") from err
 
 
+# %% notebooks/B_grading.ipynb, cell 24
 def grade_exercise(notebook: str, exercise: Exercise, cells: list, hidden: str | None,
                    setup: str, runner: Runner) -> ExerciseResult:
     result = ExerciseResult(notebook, exercise.number, "passed", max_points=exercise.points)
     used = uses_reference("\n".join(c.source for c in cells), setup, exercise.reference)
+    stub_error = untouched(cells, exercise)
     if not cells:
         result.status = "missing"
         result.message = f"no answer to Exercise {exercise.number} (its section was deleted?)"
+    elif stub_error:
+        result.status, result.message = "not done", stub_error
     elif used:
         result.status = "uses the reference"
         result.message = f"the answer calls the package's `{used}`: write it yourself"
@@ -289,7 +314,7 @@ def grade_exercise(notebook: str, exercise: Exercise, cells: list, hidden: str |
     return result
 
 
-# %% notebooks/B_grading.ipynb, cell 23
+# %% notebooks/B_grading.ipynb, cell 25
 def grade_notebook(path: str | Path, *, course: Path | None = None,
                    hidden: Path | None = None, timeout: float = 300) -> list[ExerciseResult]:
     """Grade one notebook against the course's copy of its lesson (course: the course's
@@ -312,7 +337,7 @@ def grade_notebook(path: str | Path, *, course: Path | None = None,
         runner.close()
 
 
-# %% notebooks/B_grading.ipynb, cell 25
+# %% notebooks/B_grading.ipynb, cell 27
 def report(path: Path, results: list[ExerciseResult], width: int = 100) -> str:
     """The terminal report of one notebook (messages wrapped, never cut)."""
     lines = [str(path)]
@@ -339,7 +364,7 @@ def gradescope(rows: list[ExerciseResult]) -> dict:
                        "visibility": "visible"} for r in rows]}
 
 
-# %% notebooks/B_grading.ipynb, cell 26
+# %% notebooks/B_grading.ipynb, cell 28
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m minipixtral.grade",
                                      description="Grade exercise notebooks.")
@@ -371,7 +396,7 @@ def _write_csv(path: Path, rows: list[ExerciseResult]) -> None:
                           f"{r.max_points:g}", r.message] for r in rows)
 
 
-# %% notebooks/B_grading.ipynb, cell 27
+# %% notebooks/B_grading.ipynb, cell 29
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 when every exercise of every notebook passed, 1 otherwise (a notebook
     that cannot be graded gets an error line and counts as failed), 2 when none is found."""
@@ -399,6 +424,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(r.status == "passed" for r in rows) else 1
 
 
-# %% notebooks/B_grading.ipynb, cell 28
+# %% notebooks/B_grading.ipynb, cell 30
 if __name__ == "__main__" and "__file__" in globals():  # as a script, not in a notebook
     sys.exit(main())

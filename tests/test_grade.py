@@ -15,6 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from minipixtral import grade
 from minipixtral.grade import (STATUSES, ExerciseResult, course_folder, grade_notebook, main,
                                report, uses_reference)
 
@@ -31,6 +32,13 @@ def solution_answers() -> dict[str, str]:
     nb = nbformat.read(SOLUTION, as_version=4)
     cells = [c for c in nb.cells if c.cell_type == "code" and "### BEGIN SOLUTION" in c.source]
     return {f"0.{k}": c.source for k, c in enumerate(cells, 1)}
+
+
+def stubs() -> dict[str, str]:
+    """{exercise: the course's stub} for lesson 00 (one answer cell each)."""
+    nb = nbformat.read(EXERCISES, as_version=4)
+    return {c.metadata["minipixtral"]["exercise"]: c.source for c in nb.cells
+            if c.metadata.get("minipixtral", {}).get("role") == "answer"}
 
 
 RIGHT = solution_answers()
@@ -73,6 +81,25 @@ def test_an_honest_solution_passes_and_untouched_exercises_are_not_done():
     assert all(f"Exercise {r.exercise} is not done yet" in r.message for r in untouched)
 
 
+class NoKernel:
+    """Stands in for grade.Kernel where grading must not start one."""
+    def __init__(self, workdir):
+        raise AssertionError("a kernel was started")
+
+
+def test_untouched_stubs_are_not_done_without_a_kernel(tmp_path, monkeypatch):
+    """An answer left as the course's stub is 'not done' with the error the stub raises, read
+    from its source; a stub the student edited (a comment added) runs and says the same."""
+    edited = {n: "# my notes\n" + source for n, source in stubs().items()}
+    ran = grade_notebook(student(tmp_path, "edited.ipynb", edited))
+    monkeypatch.setattr(grade, "Kernel", NoKernel)
+    untouched = grade_notebook(EXERCISES)
+    assert [(r.status, r.message) for r in untouched] == [(r.status, r.message) for r in ran]
+    assert {r.status for r in untouched} == {"not done"}
+    with pytest.raises(AssertionError, match="a kernel was started"):  # negative control
+        grade_notebook(student(tmp_path, "one_edit.ipynb", {"0.1": edited["0.1"]}))
+
+
 def test_tricks_get_their_exact_status(tmp_path):
     def print_instead_of_check(cells):      # 0.1: a wrong answer, its check made harmless
         check_cell(cells, "0.1").source = 'print("Exercise 0.1 passed")'
@@ -86,7 +113,7 @@ def test_tricks_get_their_exact_status(tmp_path):
     results = grade_notebook(tricky, timeout=20)
     assert statuses(results)[:3] == [("0.1", "failed"), ("0.2", "uses the reference"),
                                      ("0.3", "timed out")]
-    assert all(r.status == "not done" for r in results[3:])  # graded in a fresh kernel
+    assert all(r.status == "not done" for r in results[3:])  # stubs: not run at all
     assert "expected (10, 12, 13)" in results[0].message     # the course's check, its message
     assert "encode_chat" in results[1].message
     assert "20 s" in results[2].message
