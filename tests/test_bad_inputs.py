@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 import minipixtral as mp
+from minipixtral.__main__ import main
 from minipixtral.reference import mistral_image_encoder
 
 
@@ -177,18 +178,26 @@ def test_cuda_without_gpu(checkpoint):
 
 
 # --- the command line ----------------------------------------------------------------------
+# In-process: main() returns 2 with one `error: ...` line (an uncaught exception would fail the
+# test); one real process shows what the user's terminal gets from `python -m minipixtral`.
 @pytest.mark.parametrize("arguments, message", [
     (["describe", "/no/such/image.png"], "no image file"),
     (["describe", "--model", "/no/such/folder"], "no checkpoint folder"),
     (["describe", "--device", "cuda"], "CUDA"),
     (["describe", "--max-new-tokens", "-3"], "max_new_tokens"),
 ])
-def test_command_line_errors(checkpoint, arguments, message):
+def test_command_line_errors(checkpoint, capsys, arguments, message):
     if "--model" not in arguments:
         arguments = arguments + ["--model", str(checkpoint)]
     if "cuda" in arguments and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    run = subprocess.run([sys.executable, "-m", "minipixtral", *arguments],
-                         capture_output=True, text=True, timeout=600)
+    assert main(arguments) == 2
+    err = capsys.readouterr().err.split("\r")[-1]      # after the (erased) loading bar
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+
+
+def test_a_command_line_error_in_a_real_process(checkpoint):
+    run = subprocess.run([sys.executable, "-m", "minipixtral", "describe", "/no/such/image.png",
+                          "--model", str(checkpoint)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 2, run.stderr
-    assert message in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert "no image file" in run.stderr and "Traceback" not in run.stderr, run.stderr
