@@ -14,6 +14,7 @@ takes the rest, file by file (pyproject's `-n 2 --dist loadfile`).
 from __future__ import annotations
 
 import os
+import sys
 
 # One torch thread per process when pytest-xdist runs several workers (pyproject: two, on two
 # cores). Each worker, its notebook kernels and its subprocesses inherit this; with torch's
@@ -23,6 +24,17 @@ import os
 _SHARING_CORES = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1
 if _SHARING_CORES:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# rfc3987_syntax, an optional dependency of jsonschema that JupyterLab installs, builds its
+# grammar parsers when imported: about 2.7 s in every process that imports minipixtral (through
+# mistral_common and jsonschema), and the suite starts dozens (notebook kernels, the command
+# line, the benchmarks). Nothing in the suite validates IRIs: this process
+# and every process it starts find tests/stubs/ first on their path, whose rfc3987_syntax
+# raises ImportError, which jsonschema takes as "not installed".
+_STUBS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stubs")
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_STUBS] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _STUBS])
+sys.path.insert(0, _STUBS)
 
 import pytest  # noqa: E402  (torch reads OMP_NUM_THREADS when it is first imported)
 import torch  # noqa: E402
