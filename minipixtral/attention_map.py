@@ -13,8 +13,8 @@ picture. `python -m minipixtral describe --show-attention out.png` saves that fi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -24,6 +24,9 @@ from minipixtral.image import open_image, to_rgb
 from minipixtral.layers import TransformerBlock
 from minipixtral.model import Pixtral
 from minipixtral.rope import apply_rope, rope_angles_1d
+
+if TYPE_CHECKING:  # pyplot is imported when a figure is drawn: half a second `describe` skips
+    from matplotlib.figure import Figure
 
 __all__ = ["answer_attention", "draw_answer_attention", "show_answer_attention"]
 
@@ -65,10 +68,11 @@ def answer_attention(model: Pixtral, ids: Sequence[int], images: Sequence[torch.
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 94
 def draw_answer_attention(picture, maps: torch.Tensor, *, title: str = "",
-                          columns: int = 4) -> plt.Figure:
+                          columns: int = 4) -> Figure:
     """picture: a path, PIL image or array; maps: [n_layers, rows, cols] (answer_attention's)
     → one panel per layer: the map stretched over the picture as the model's resize stretched
     the picture onto the patch grid, brighter where the answer position looked more."""
+    import matplotlib.pyplot as plt  # on first use (see the imports above)
     picture = np.asarray(to_rgb(open_image(picture)))
     maps = maps.float().numpy()
     height, width = picture.shape[:2]
@@ -90,7 +94,7 @@ def draw_answer_attention(picture, maps: torch.Tensor, *, title: str = "",
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 95
 def show_answer_attention(model: Pixtral, tokenizer, picture, question: str, *,
-                          columns: int = 4) -> plt.Figure:
+                          columns: int = 4) -> Figure:
     """Ask `question` about `picture`, then draw where the answer position looked, per layer;
     the title holds the model's greedy answer (tokenizer: minipixtral.Tokenizer)."""
     ids, images = tokenizer.encode_chat(question, images=[picture])
