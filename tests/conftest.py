@@ -5,7 +5,8 @@
   (minipixtral.reference.write_random_checkpoint: tiny_config, bfloat16, seed 0), written
   once per session: read it, or copy it before changing anything in it;
 - `hf_model`: transformers' Llava holding the weights of the test module's own `model`
-  fixture (every module that requests it defines `model`).
+  fixture (every module that requests it defines `model`);
+- `refuse_kernels`: a function that makes the grader fail if it starts a Jupyter kernel.
 
 And one hook: the JupyterLab test (every lesson in a browser, the longest file by far) is
 collected first, so that one of pytest-xdist's two workers starts it at once while the other
@@ -59,6 +60,18 @@ def tokenizer() -> mp.Tokenizer:
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory):
     return write_random_checkpoint(tmp_path_factory.mktemp("random_checkpoint"))
+
+
+@pytest.fixture
+def refuse_kernels(monkeypatch):
+    """Call it to make grading fail from then on if it starts a Jupyter kernel (grade.Kernel
+    replaced by a stand-in that raises)."""
+    from minipixtral import grade
+
+    def refuse(workdir):
+        raise AssertionError("a kernel was started")
+
+    return lambda: monkeypatch.setattr(grade, "Kernel", refuse)
 
 
 @pytest.fixture(scope="module")

@@ -136,7 +136,7 @@ def test_header_names_the_machine(quick):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_missing_cuda_is_a_clear_error(capsys):
-    """In-process (argparse's error: exit status 2, one line; nothing measured before it)."""
+    """In-process: argparse's error, exit status 2."""
     with pytest.raises(SystemExit) as stop:
         _benchmark("run").main(["--quick", "--device", "cuda"])
     assert stop.value.code == 2

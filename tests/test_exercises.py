@@ -2,15 +2,13 @@
 
 The grader reads an untouched stub's message from its source without starting a kernel
 (tests/test_grade.py checks, on lesson 00, that it is the message the stub raises when run);
-here every exercise of every lesson must be recognised that way: grade.Kernel is replaced by
-one that fails."""
+here every exercise of every lesson must be recognised that way (conftest's refuse_kernels)."""
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from minipixtral import grade
 from minipixtral.grade import grade_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,11 +16,8 @@ EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
 
 
 @pytest.mark.parametrize("path", EXERCISES, ids=[p.name for p in EXERCISES])
-def test_untouched_exercises_are_all_not_done(path, monkeypatch):
-    def no_kernel(workdir):
-        raise AssertionError(f"{path.name}: a kernel was started for an untouched stub")
-
-    monkeypatch.setattr(grade, "Kernel", no_kernel)
+def test_untouched_exercises_are_all_not_done(path, refuse_kernels):
+    refuse_kernels()
     nb = nbformat.read(path, as_version=4)
     stubs = re.findall(r"Exercise (\d+\.\d+) is not done yet",
                        "\n".join(c.source for c in nb.cells if c.cell_type == "code"))

@@ -15,7 +15,6 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from minipixtral import grade
 from minipixtral.grade import (STATUSES, ExerciseResult, course_folder, grade_notebook, main,
                                report, uses_reference)
 
@@ -81,18 +80,12 @@ def test_an_honest_solution_passes_and_untouched_exercises_are_not_done():
     assert all(f"Exercise {r.exercise} is not done yet" in r.message for r in untouched)
 
 
-class NoKernel:
-    """Stands in for grade.Kernel where grading must not start one."""
-    def __init__(self, workdir):
-        raise AssertionError("a kernel was started")
-
-
-def test_untouched_stubs_are_not_done_without_a_kernel(tmp_path, monkeypatch):
+def test_untouched_stubs_are_not_done_without_a_kernel(tmp_path, refuse_kernels):
     """An answer left as the course's stub is 'not done' with the error the stub raises, read
     from its source; a stub the student edited (a comment added) runs and says the same."""
     edited = {n: "# my notes\n" + source for n, source in stubs().items()}
     ran = grade_notebook(student(tmp_path, "edited.ipynb", edited))
-    monkeypatch.setattr(grade, "Kernel", NoKernel)
+    refuse_kernels()
     untouched = grade_notebook(EXERCISES)
     assert [(r.status, r.message) for r in untouched] == [(r.status, r.message) for r in ran]
     assert {r.status for r in untouched} == {"not done"}
