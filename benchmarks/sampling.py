@@ -4,9 +4,11 @@ Two ways to draw the next token from softmax(logits) restricted to the nucleus a
 
 - **sort**: the definition, as lesson 07 first wrote it: sort the vocabulary, zero the tokens
   whose mass ranked above reaches top_p, scatter back, `torch.multinomial`;
-- **minipixtral**: `minipixtral.sample_next` (lesson 07): `nucleus_floor` (the likely tokens,
-  else a histogram of the float bits) and `draw_index` (one uniform number, the inverse of the
-  cumulative sum).
+- **minipixtral**: `minipixtral.sample_next` (lesson 07): `nucleus_bounds` (the likely tokens,
+  else a histogram of the float bits) brackets the nucleus's floor; `draw_index` (one uniform
+  number, the inverse of the cumulative sum) draws among the tokens above the lower bound; the
+  draw is kept when its token is in the nucleus (`nucleus_floor` decides in the crossing bin),
+  else drawn again from the nucleus.
 
 Three kinds of logits, as a decode step meets them: flat (a random model: the nucleus holds
 most of the vocabulary), spread (thousands of tokens in the nucleus) and peaked (a trained

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["KVCache", "new_cache", "StaticSlot", "static_decode_step", "nucleus_floor",
-           "draw_index", "sample_next", "generate_ids", "generate", "stream_text"]
+__all__ = ["KVCache", "new_cache", "StaticSlot", "static_decode_step", "nucleus_bounds",
+           "nucleus_floor", "draw_index", "sample_next", "generate_ids", "generate", "stream_text"]
 
 
 # %% notebooks/07_generation.ipynb, cell 14
@@ -51,12 +51,12 @@ def new_cache(model: nn.Module, max_len: int) -> list[KVCache]:
 
 
 # %% notebooks/07_generation.ipynb, cell 31
-def nucleus_floor(probs: torch.Tensor, top_p: float, bins: int = 4096) -> torch.Tensor:
-    """The probability of the token that crosses top_p: the nucleus of probs [V] is every
-    token with p ≥ it. First the tokens within a factor 10⁴ of the most likely, found row by
-    row (rows of 256 tokens): if they reach top_p, only they are sorted. Otherwise a
-    histogram of the float bits (bins: a power of two), whose bins hold their tokens' mass,
-    finds the bin that crosses, and only that bin is sorted."""
+def nucleus_bounds(probs: torch.Tensor, top_p: float,
+                   bins: int = 4096) -> tuple[float, float, float]:
+    """(low, high, above) for probs [V]: low ≤ floor ≤ high, where floor is the probability of
+    the token that crosses top_p (the nucleus: every token with p ≥ floor), and above is the
+    mass of the tokens with p ≥ high. Stage 1 (the likely tokens) gives low = floor = high;
+    stage 2 (a histogram of the float bits; bins: a power of two), the crossing bin's edges."""
     rows = probs.reshape(-1, 256) if len(probs) % 256 == 0 else probs[None]
     row_max = rows.amax(1)
     likely = row_max.max() * 1e-4
@@ -65,14 +65,27 @@ def nucleus_floor(probs: torch.Tensor, top_p: float, bins: int = 4096) -> torch.
         band = rows[hot]
         band = band[band >= likely].double()
         if band.sum() >= top_p:
-            return _crossing_token(band, 0.0, top_p)
-    # p ≥ 0 read as an int32 grows with p; p ≤ 1 is below 2³⁰: keep the top bits as the bin
-    bin_of = probs.float().view(torch.int32) >> (31 - bins.bit_length())
+            floor = _crossing_token(band, 0.0, top_p)
+            return float(floor), float(floor), float(band[band >= floor].sum())
+    shift = 31 - bins.bit_length()   # p ≥ 0 read as an int32 grows with p; p ≤ 1 is below 2³⁰
+    bin_of = probs.float().view(torch.int32) >> shift            # the top bits: the bin
     mass = torch.bincount(bin_of, weights=probs.double(), minlength=bins).flip(0)  # top first
     reach = mass.cumsum(0)                            # the mass of the bins down to each
     crossing = int(torch.searchsorted(reach, min(top_p, float(reach[-1]))))  # first to reach
-    band = probs[bin_of.eq_(len(mass) - 1 - crossing).bool()]    # in place: bin_of is done
-    return _crossing_token(band.double(), float(reach[crossing] - mass[crossing]), top_p)
+    edge = bins - 1 - crossing                        # its bits start at edge << shift
+    return (_from_bits(edge << shift), _from_bits((edge + 1) << shift),
+            float(reach[crossing] - mass[crossing]))
+
+
+# %% notebooks/07_generation.ipynb, cell 32
+def nucleus_floor(probs: torch.Tensor, top_p: float, bins: int = 4096) -> torch.Tensor:
+    """The probability of the token that crosses top_p (the nucleus of probs [V]: every
+    token with p ≥ it): nucleus_bounds, then the crossing bin's tokens sorted."""
+    low, high, above = nucleus_bounds(probs, top_p, bins)
+    if low == high:
+        return probs.new_tensor(low, dtype=torch.float32)
+    band = probs[(probs >= low) & (probs < high)]
+    return _crossing_token(band.double(), above, top_p)
 
 
 def _crossing_token(band: torch.Tensor, above: float, top_p: float) -> torch.Tensor:
@@ -83,7 +96,12 @@ def _crossing_token(band: torch.Tensor, above: float, top_p: float) -> torch.Ten
     return band[before < top_p][-1].float()
 
 
-# %% notebooks/07_generation.ipynb, cell 33
+def _from_bits(bits: int) -> float:
+    """The float32 whose 32 bits, read as an int32, are bits."""
+    return float(torch.tensor(bits, dtype=torch.int32).view(torch.float32))
+
+
+# %% notebooks/07_generation.ipynb, cell 34
 def draw_index(probs: torch.Tensor, generator: torch.Generator | None = None) -> int:
     """An index i drawn with probability probs[i] / Σ probs (probs [V] ≥ 0): a uniform number
     u in [0, Σ probs) and the first index whose cumulative sum exceeds u."""
@@ -93,20 +111,31 @@ def draw_index(probs: torch.Tensor, generator: torch.Generator | None = None) ->
     return index if index < len(probs) else int(probs.nonzero().max())  # u rounded up to Σ
 
 
-# %% notebooks/07_generation.ipynb, cell 34
+# %% notebooks/07_generation.ipynb, cell 36
 def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0,
                 generator: torch.Generator | None = None) -> int:
     """The next token from logits [vocab]: argmax when temperature is 0, otherwise a draw
     from softmax(logits / temperature) restricted to the nucleus: the most likely tokens
-    whose probabilities add up to top_p (the token that crosses top_p is kept)."""
+    whose probabilities add up to top_p (the token that crosses top_p is kept): a draw
+    among the tokens with p ≥ low, kept if in the nucleus, else a draw from the nucleus."""
     if temperature == 0:
         return int(logits.argmax())
     logits = logits.float()
     probs = torch.softmax(logits if temperature == 1 else logits / temperature, dim=-1)
-    if top_p < 1.0:  # zero outside the nucleus, in place: threshold_ keeps p > t, and t is
-        floor = nucleus_floor(probs, top_p)        # the float just below the floor: p ≥ floor
-        probs = F.threshold_(probs, float(torch.nextafter(floor, -floor)), 0.0)
-    return draw_index(probs, generator)
+    if top_p >= 1.0:
+        return draw_index(probs, generator)
+    low, high, _ = nucleus_bounds(probs, top_p)
+    index = draw_index(_at_least(probs, low), generator)
+    if probs[index] >= high:                              # above the crossing bin: kept
+        return index
+    floor = float(nucleus_floor(probs, top_p))            # in the crossing bin: sort it
+    return index if probs[index] >= floor else draw_index(_at_least(probs, floor), generator)
+
+
+def _at_least(probs: torch.Tensor, floor: float) -> torch.Tensor:
+    """probs with every p < floor zeroed (threshold keeps p > t; t: the float32 below floor)."""
+    below = torch.nextafter(torch.tensor(floor), torch.tensor(-1.0))
+    return F.threshold(probs, float(below), 0.0)
 
 
 # %% notebooks/07_generation.ipynb, cell 40
@@ -227,7 +256,7 @@ def stream_text(model: nn.Module, tokenizer, input_ids: Sequence[int] | torch.Te
         yield text[len(shown):]
 
 
-# %% notebooks/07_generation.ipynb, cell 80
+# %% notebooks/07_generation.ipynb, cell 84
 class StaticSlot:
     """A KVStore over a KVCache for one token at position pos [1] (a tensor): it writes that
     token's key and value in slot pos and returns all max_len slots (the caller masks the
@@ -252,7 +281,7 @@ def static_decode_step(model: nn.Module, token: torch.Tensor, pos: torch.Tensor,
     return model.output(model.norm(h))[-1].float()
 
 
-# %% notebooks/07_generation.ipynb, cell 82
+# %% notebooks/07_generation.ipynb, cell 86
 PAD = 256  # a compiled generation's cache holds a multiple of this many tokens
 
 

@@ -8,6 +8,7 @@ checked for reproducibility and, statistically, against softmax(z / T) and the n
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 
 import numpy as np
@@ -191,6 +192,49 @@ def test_nucleus_floor_edges():
     assert bool((short >= mp.nucleus_floor(short, 0.9995)).all())
     flat[:1000] = 0                                                     # zeros (log p = -inf)
     assert torch.equal(flat >= mp.nucleus_floor(flat, 0.9), sorted_nucleus(flat, 0.9))
+
+
+def test_nucleus_bounds_bracket_the_floor():
+    """Stage 1 gives the floor itself; stage 2 the edges of the bin that crosses, with the mass
+    above it."""
+    peaked = torch.softmax(torch.randn(131_072, generator=torch.Generator().manual_seed(0)) * 10, 0)
+    low, high, above = mp.nucleus_bounds(peaked, 0.8)
+    assert low == high == float(mp.nucleus_floor(peaked, 0.8))
+    assert above == pytest.approx(float(peaked[peaked >= high].double().sum()), rel=1e-12)
+    flat = torch.softmax(torch.randn(131_072, generator=torch.Generator().manual_seed(0)), 0)
+    low, high, above = mp.nucleus_bounds(flat, 0.8)
+    floor = float(mp.nucleus_floor(flat, 0.8))
+    assert low <= floor < high and high - low == 2.0 ** math.floor(math.log2(low)) / 32  # 32 a doubling
+    assert above == pytest.approx(float(flat[flat >= high].double().sum()), rel=1e-12)
+    assert above < 0.8 <= above + float(flat[(flat >= low) & (flat < high)].double().sum())
+
+
+def test_top_p_draw_is_exact_when_it_lands_in_the_crossing_bin():
+    """One token of p = 0.305 and 131 071 within 0.5 % of each other, all in one histogram bin:
+    at top_p = 0.6 most first draws land in that bin, and the second draw must keep the
+    nucleus's distribution: the big token with probability 0.305 / N, no token outside."""
+    rest = 1 + 0.01 * (torch.rand(131_071, generator=torch.Generator().manual_seed(0)) - 0.5)
+    probs = torch.cat([torch.tensor([0.305]), rest / rest.sum() * 0.695])
+    low, high, _ = mp.nucleus_bounds(probs, 0.6)
+    assert float(probs[(probs >= low) & (probs < high)].sum()) > 0.69     # the crossing bin
+    kept = sorted_nucleus(probs, 0.6)
+    expected = 0.305 / float(probs[kept].double().sum())                  # 0.508
+
+    def big_share(draw) -> tuple[float, torch.Tensor]:
+        generator = torch.Generator().manual_seed(0)
+        drawn = torch.tensor([draw(generator) for _ in range(1000)])
+        return float((drawn == 0).float().mean()), drawn
+
+    share, drawn = big_share(lambda g: mp.sample_next(probs.log(), 1.0, 0.6, g))
+    assert bool(kept[drawn].all()) and abs(share - expected) < 0.06         # σ ≈ 0.016
+    # negative controls: keeping every first draw (≈ 0.305), or redrawing from the nucleus
+    # whenever the first draw lands in the crossing bin (≈ 0.305 + 0.695 × 0.508 = 0.66)
+    first, nucleus = torch.where(probs >= low, probs, 0.0), torch.where(kept, probs, 0.0)
+    keep_all = lambda g: mp.draw_index(first, g)
+    redraw = lambda g: (i if probs[i := mp.draw_index(first, g)] >= high
+                        else mp.draw_index(nucleus, g))
+    for wrong in (keep_all, redraw):
+        assert abs(big_share(wrong)[0] - expected) > 0.1
 
 
 def test_draw_index_follows_the_probabilities_and_skips_zeros(monkeypatch):
