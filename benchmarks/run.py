@@ -23,8 +23,9 @@ decoder 512 wide, 8 blocks, the real 131 072-token vocabulary; vision encoder 25
 - prefill: prompt tokens (one image included) per second of time to the first new token;
   decode: new tokens per second after the first (benchmarks/generation.py's measurement).
   With --compile, a third contender in the same rounds: `generate_ids(..., compile=True)`
-  (lesson 07: the decode step with fixed shapes, through torch.compile, one graph); the first
-  round compiles it (about a minute on a CPU, which needs a C++ compiler).
+  (lesson 07: the decode step with fixed shapes, through torch.compile, one graph, the
+  weights frozen into it); the first round compiles it (about a minute on a CPU, which needs
+  a C++ compiler).
 - decode bound: one token through every weight matrix of the decoder and nothing else.
 - with / without cache: minipixtral's whole generation (prefill included) over a text prompt.
 

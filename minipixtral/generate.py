@@ -282,13 +282,23 @@ def static_decode_step(model: nn.Module, token: torch.Tensor, pos: torch.Tensor,
 
 
 # %% notebooks/07_generation.ipynb, cell 86
-PAD = 256  # a compiled generation's cache holds a multiple of this many tokens
-
-
 @functools.cache
 def _compiled_step():
-    """static_decode_step through torch.compile, made once per process."""
+    """static_decode_step through torch.compile, made once per process; _CompiledDecode
+    calls it with inductor's freezing on (each model's weights frozen into its own graph)."""
     return torch.compile(static_decode_step, fullgraph=True, dynamic=False)
+
+
+_FROZEN: dict[int, int] = {}  # id(model) → its weights' version when compiled
+
+
+def _weights_version(model: nn.Module) -> int:
+    """Grows with every in-place change of the model's weights (their version counters)."""
+    return sum(p._version for p in model.parameters())
+
+
+# %% notebooks/07_generation.ipynb, cell 87
+PAD = 256  # a compiled generation's cache holds a multiple of this many tokens
 
 
 def _padded(length: int, model: nn.Module) -> int:
@@ -304,11 +314,17 @@ class _CompiledDecode:
         if not all(hasattr(model, name) for name in ("tok_embeddings", "run_layers", "output")):
             raise ValueError(f"compile=True needs a minipixtral Decoder or Pixtral, not a "
                              f"{type(model).__name__}")
+        version = _weights_version(model)
+        if _FROZEN.setdefault(id(model), version) != version:  # its frozen weights changed:
+            torch._dynamo.reset()                              # compile again (every model)
+            _FROZEN.clear()
+            _FROZEN[id(model)] = version
         self.pos, self.step = torch.tensor([start], device=cache[0].k.device), _compiled_step()
 
     def __call__(self, model: nn.Module, ids: torch.Tensor, images, cache: list[KVCache],
                  token: int) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.step(model, torch.tensor([token], device=ids.device), self.pos, cache)
+        with torch._inductor.config.patch(freezing=True):
+            logits = self.step(model, torch.tensor([token], device=ids.device), self.pos, cache)
         self.pos += 1
         for layer_cache in cache:
             layer_cache.length += 1

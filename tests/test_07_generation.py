@@ -440,8 +440,9 @@ def test_compiled_step_is_one_graph_without_breaks(model, prompts):
 
 @needs_compiler
 def test_compiled_step_does_not_recompile(model, prompts, greedy):
-    """After one compiled generation: 30 more steps, another prompt length and another model
-    of the same shapes reuse the graph (dynamo's count of the graphs it made stays put)."""
+    """After one compiled generation: 30 more steps and another prompt length reuse the graph
+    (dynamo's count of the graphs it made stays put); another model of the same shapes makes
+    one more (its weights are frozen into it), and gives its own eager tokens."""
     from torch._dynamo.utils import counters
     ids, images = prompts[1]
     mp.generate(model, ids, images, max_new_tokens=3, compile=True)      # compiles, if needed
@@ -452,9 +453,29 @@ def test_compiled_step_does_not_recompile(model, prompts, greedy):
     twin = randomize(Pixtral(tiny_config()), seed=6)
     assert (mp.generate(twin, ids, images, max_new_tokens=6, compile=True)
             == mp.generate(twin, ids, images, max_new_tokens=6))
-    assert counters["stats"]["unique_graphs"] == graphs
+    assert counters["stats"]["unique_graphs"] == graphs + 1
     mp.generate(model, ids, images, max_new_tokens=300, compile=True)    # negative control:
-    assert counters["stats"]["unique_graphs"] == graphs + 1               # a longer cache
+    assert counters["stats"]["unique_graphs"] == graphs + 2               # a longer cache
+
+
+@needs_compiler
+def test_compiled_decode_follows_weights_changed_in_place(prompts, monkeypatch):
+    """The compiled step freezes the weights (constants of the compiled code): after an
+    in-place change, the weights' version counters make it compile anew, so its tokens follow
+    eager's. Negative control: without the reset, it keeps computing with the frozen weights."""
+    model = randomize(Pixtral(tiny_config()), seed=8)
+    ids, images = prompts[1]
+    before = mp.generate(model, ids, images, max_new_tokens=6, compile=True)
+    with torch.no_grad():
+        model.output.weight.neg_()
+    flipped = mp.generate(model, ids, images, max_new_tokens=6)
+    assert flipped != before
+    assert mp.generate(model, ids, images, max_new_tokens=6, compile=True) == flipped
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: None)
+    with torch.no_grad():
+        model.output.weight.neg_()                                   # back to `before`
+    assert mp.generate(model, ids, images, max_new_tokens=6) == before
+    assert mp.generate(model, ids, images, max_new_tokens=6, compile=True) != before  # stale
 
 
 @needs_compiler
