@@ -79,13 +79,15 @@ def tiny_config() -> PixtralConfig:
 
 def trained_config() -> PixtralConfig:
     """Lesson 09's trained model: tiny_config with a narrower decoder (32 wide, 8 query and
-    4 key/value heads, SwiGLU 256) and a wider vision encoder (64, 4 heads) on patches of
-    8 × 8 pixels (Pixtral-12B: 16), so that a 10-pixel shape covers several patches."""
+    4 key/value heads, SwiGLU 256) and a wider, deeper vision encoder (64 wide, 3 blocks of
+    4 heads) on patches of 8 × 8 pixels (Pixtral-12B: 16), so that a 10-pixel shape covers
+    several patches."""
     tiny = tiny_config()
     return dataclasses.replace(
         tiny, dim=32, hidden_dim=256, n_heads=8, n_kv_heads=4,
         vision_encoder=dataclasses.replace(tiny.vision_encoder, hidden_size=64, patch_size=8,
-                                           intermediate_size=128, num_attention_heads=4))
+                                           intermediate_size=128, num_hidden_layers=3,
+                                           num_attention_heads=4))
 
 
 # %% notebooks/A_references.ipynb, cell 12

@@ -192,6 +192,9 @@ def _render(rng: random.Random, width: int, height: int,
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 76
 KIND_WEIGHTS = {"colour": 1, "shape": 1, "count": 4, "position": 1.5, "size": 0.75}
+# count pictures: how often the shapes share one colour name, one kind, one side; how often
+# they stand evenly spaced in a row, a column or a diagonal (then with one side)
+ALIKE = {"colour": 0.6, "shape": 0.6, "side": 0.4, "row": 0.4}
 
 
 def _sides(rng: random.Random, width: int, height: int, n: int, big: bool | None) -> list[int]:
@@ -207,7 +210,34 @@ def _sides(rng: random.Random, width: int, height: int, n: int, big: bool | None
     return [rng.randint(least, cap) for _ in range(n)]
 
 
+def _in_a_row(rng: random.Random, width: int, height: int, sides: list[int]) -> list[Box] | None:
+    """Boxes of side sides[0], evenly spaced along a row, a column or a diagonal, at whole
+    pixels, GAP or more apart; None when they do not fit (as _place)."""
+    dx, dy = rng.choice([(1, 0), (0, 1), (1, 1), (1, -1)])
+    n, side = len(sides), sides[0]
+    room = min(r for r, d in ((width, dx), (height, dy)) if d) - 2 - side
+    if room // (n - 1) < side + GAP:
+        return None
+    pitch = rng.randint(side + GAP, room // (n - 1))
+    span = pitch * (n - 1)
+    x0 = rng.randint(1, width - 1 - side - span * dx)
+    y0 = rng.randint(1 + span * (dy < 0), height - 1 - side - span * (dy > 0))
+    return [(x0 + i * pitch * dx, y0 + i * pitch * dy, side) for i in range(n)]
+
+
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 77
+def _names_and_shapes(rng: random.Random, kind: str, n: int, alike: dict[str, bool]
+                      ) -> tuple[list[str], list[str]]:
+    """The n shapes' colour names and kinds: two different colours for position; one colour
+    ("three red shapes") or one kind ("three circles") for all where alike says so."""
+    names = rng.sample(list(COLOURS), 2) if kind == "position" else \
+        [rng.choice(list(COLOURS)) for _ in range(n)]
+    shapes = [rng.choice(SHAPES) for _ in range(n)]
+    return (names[:1] * n if alike["colour"] else names,
+            shapes[:1] * n if alike["shape"] else shapes)
+
+
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 78
 def random_sample(rng: random.Random, kind: str | None = None) -> Sample:
     """Draw one sample with rng (a random.Random: the same seed gives the same sample).
     kind: one of QUESTIONS, or None to pick one with KIND_WEIGHTS (the harder, more often)."""
@@ -217,15 +247,16 @@ def random_sample(rng: random.Random, kind: str | None = None) -> Sample:
         raise ValueError(f"unknown kind {kind!r}: choose from {list(QUESTIONS)}")
     n = {"count": rng.randint(1, 3), "position": 2}.get(kind, 1)
     big = rng.random() < 0.5 if kind == "size" else None
+    alike = {key: kind == "count" and rng.random() < share for key, share in ALIKE.items()}
     while True:  # draw sizes and spots until the shapes fit (side by side for position)
         width, height = rng.randint(*SIDES), rng.randint(*SIDES)
         sides = _sides(rng, width, height, n, big)
-        boxes = _place(rng, width, height, sides) if max(sides) <= min(width, height) - 2 else None
+        sides = sides[:1] * n if alike["side"] else sides
+        place = _in_a_row if n > 1 and alike["row"] else _place
+        boxes = place(rng, width, height, sides) if max(sides) <= min(width, height) - 2 else None
         if boxes and (kind != "position" or _side_by_side(*boxes)):
             break
-    names = rng.sample(list(COLOURS), 2) if kind == "position" else \
-        [rng.choice(list(COLOURS)) for _ in boxes]
-    shapes = [rng.choice(SHAPES) for _ in boxes]
+    names, shapes = _names_and_shapes(rng, kind, n, alike)
     image = _render(rng, width, height, [(shape, box, random_shade(rng, name))
                                          for shape, box, name in zip(shapes, boxes, names)])
     left = min(range(len(boxes)), key=lambda i: boxes[i][0])
@@ -234,6 +265,7 @@ def random_sample(rng: random.Random, kind: str | None = None) -> Sample:
     return Sample(image, kind, QUESTIONS[kind], answer)
 
 
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 79
 def make_samples(n: int, seed: int, balanced: bool = True) -> list[Sample]:
     """n samples from random.Random(seed); balanced: the kinds in turn (colour, shape, …),
     otherwise drawn with KIND_WEIGHTS."""
@@ -241,7 +273,7 @@ def make_samples(n: int, seed: int, balanced: bool = True) -> list[Sample]:
     return [random_sample(rng, kinds[i % len(kinds)] if balanced else None) for i in range(n)]
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 101
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 103
 def shipped_checkpoint() -> Path:
     """The folder of the tiny Pixtral trained on this dataset (tools/train_tiny.py), shipped
     inside the package: params.json + consolidated.safetensors (no tekken.json: use

@@ -106,6 +106,36 @@ def test_answers_agree_with_the_pixels():
             assert first["kind"] == s.answer, (s.answer, first)
 
 
+def _alike(shapes) -> bool:
+    """Whether shapes read from the pixels are all of one colour name and one kind."""
+    names = {tuple(pictures.colour_names(shape["colour"])) for shape in shapes}
+    return len(names) == 1 and len({shape["kind"] for shape in shapes}) == 1
+
+
+def _alike_share(samples) -> float:
+    """The share of count pictures of two or three shapes whose shapes are alike."""
+    several = [_shapes(s.image) for s in samples if s.answer != "one"]
+    return sum(map(_alike, several)) / len(several)
+
+
+def test_count_pictures_often_show_alike_shapes(monkeypatch):
+    """ALIKE: in many count pictures of two or three shapes, every shape has one colour and
+    one kind (drawn on their own: 1 in 12 for two, 1 in 144 for three), so that the model
+    cannot count colours and kinds instead of shapes; the second routine draws such pictures
+    too. The pixels undercount the generator's (its shades a little outside the named
+    colours, the kinds of its smallest shapes are not read): measured 24% of its pictures,
+    4% without ALIKE (the negative control), 48% of the second routine's."""
+    def generated():
+        rng = random.Random(5)
+        return [mp.random_sample(rng, "count") for _ in range(200)]
+
+    assert _alike_share(generated()) >= 0.15
+    held_out = [s for s in independent_samples(200, 6) if s.kind == "count"]
+    assert 0.35 <= _alike_share(held_out) <= 0.65
+    monkeypatch.setattr(mp.synthetic, "ALIKE", dict.fromkeys(mp.synthetic.ALIKE, 0.0))
+    assert _alike_share(generated()) < 0.08
+
+
 def test_encode_sample_uses_the_chat_template_and_single_token_answers(tokenizer):
     for s in mp.make_samples(10, 2):
         e = mp.encode_sample(tokenizer, s)
@@ -285,12 +315,13 @@ def test_a_tokenizer_with_the_wrong_patch_size_is_a_clear_error(shipped):
 
 
 # Exact match of the shipped model on every kind of question, measured when it was trained
-# (tools/train_tiny.py prints it). Issue 15 asks for 95% on every kind; count is not there yet
-# (93% on the second routine's 500 pictures, 90% on these 300; README). The floors keep the
-# model from getting worse: raise them when it is better.
-FLOORS = {"colour": 0.95, "shape": 0.95, "count": 0.85, "position": 0.95, "size": 0.95}
-# The gallery, 124 questions (measured: colour 92%, shape 92%, count 86%, position 90%, size 100%)
-GALLERY_FLOORS = {"colour": 0.9, "shape": 0.9, "count": 0.8, "position": 0.85, "size": 0.95}
+# (tools/train_tiny.py prints it): 98.8% of the second routine's 500 pictures, every kind at 97%
+# or more (count 97%); 100% of the count questions among these 300. Issue 15 asks for 95% on
+# every kind. The floors keep the model from getting worse: raise them when it is better.
+FLOORS = {"colour": 0.95, "shape": 0.95, "count": 0.95, "position": 0.95, "size": 0.95}
+# The gallery, 132 questions (measured: colour 96%, shape 96%, count 86.5%, position 100%,
+# size 100%; issue 15 asks for 100%: alike shapes in a row are still miscounted)
+GALLERY_FLOORS = {"colour": 0.95, "shape": 0.95, "count": 0.85, "position": 0.95, "size": 0.95}
 
 
 def test_shipped_checkpoint_answers_pictures_drawn_by_other_code(tokenizer, shipped):

@@ -25,6 +25,9 @@ The domain spec (both routines follow it):
 How this routine draws (on purpose, differently from the training generator):
 - the answer is drawn first, uniformly among ANSWERS[kind] (count and position included),
   then a picture is drawn to fit it; a picture whose shapes cannot be placed is redrawn whole;
+- count: in half of the pictures the shapes are alike (one kind, one RGB colour: three red
+  circles), so that only their places tell them apart; otherwise each has its own kind and
+  colour name;
 - picture sides: uniform in [16, 96], independently; background: pure white in a quarter of
   the pictures, otherwise uniform among the light colours of the spec;
 - colours: uniform in the colour's HSV box through colorsys.hsv_to_rgb, kept only when the
@@ -56,7 +59,7 @@ RGB = tuple[int, int, int]
 SIDES = (16, 96)                   # picture width and height
 MARGIN, GAP = 1, 3                 # box to picture edge; box to box
 SHAPE_MIN, SMALL_MAX, BIG_MIN = 10, 14, 28
-WHITE_SHARE, HARD_SHARE = 0.25, 0.5
+WHITE_SHARE, HARD_SHARE, ALIKE_SHARE = 0.25, 0.5, 0.5
 SUBSAMPLES = 5                     # per pixel and per axis: odd, so coverage is never 0.5
 PLACEMENT_TRIES = 50
 BACKGROUND_RANGE, BACKGROUND_SPREAD = (225, 255), 20
@@ -87,6 +90,7 @@ class Plan:
     shapes: list[tuple[str, str]]
     side_range: tuple[int, int] | None   # None: [10, the largest the picture allows]
     in_a_row: bool                        # position: shapes left to right, horizontally apart
+    alike: bool = False                   # count: every shape drawn in the first one's colour
 
 
 def in_hsv_box(colour: RGB, name: str) -> bool:
@@ -131,6 +135,9 @@ def plan(rng: random.Random, kind: str) -> tuple[Plan, str]:
         sides = (SHAPE_MIN, SMALL_MAX) if answer == "small" else (BIG_MIN, SIDES[1])
         return Plan([(rng.choice(shapes), rng.choice(colours))], sides, False), answer
     if kind == "count":
+        if rng.random() < ALIKE_SHARE:   # one kind, one colour: only the places differ
+            return Plan([(rng.choice(shapes), rng.choice(colours))] * COUNTS[answer], None,
+                        False, alike=True), answer
         pairs = [(rng.choice(shapes), rng.choice(colours)) for _ in range(COUNTS[answer])]
         return Plan(pairs, None, False), answer
     right = rng.choice([c for c in colours if c != answer])   # position: the answer on the left
@@ -224,6 +231,8 @@ def independent_sample(rng: random.Random, kind: str) -> Sample:
     width, height, boxes = layout(rng, picture_plan)
     shapes = [Shape(shape, shape_colour(rng, name), x, y, s)
               for (shape, name), (x, y, s) in zip(picture_plan.shapes, boxes)]
+    if picture_plan.alike:
+        shapes = [Shape(s.kind, shapes[0].colour, s.x, s.y, s.side) for s in shapes]
     background, hard = background_colour(rng), rng.random() < HARD_SHARE
     image = render(width, height, background, shapes, hard)
     return Sample(image=image, kind=kind, question=QUESTIONS[kind], answer=answer)
