@@ -48,7 +48,7 @@ from __future__ import annotations
 import colorsys
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -232,7 +232,7 @@ def independent_sample(rng: random.Random, kind: str) -> Sample:
     shapes = [Shape(shape, shape_colour(rng, name), x, y, s)
               for (shape, name), (x, y, s) in zip(picture_plan.shapes, boxes)]
     if picture_plan.alike:
-        shapes = [Shape(s.kind, shapes[0].colour, s.x, s.y, s.side) for s in shapes]
+        shapes = [replace(shape, colour=shapes[0].colour) for shape in shapes]
     background, hard = background_colour(rng), rng.random() < HARD_SHARE
     image = render(width, height, background, shapes, hard)
     return Sample(image=image, kind=kind, question=QUESTIONS[kind], answer=answer)
