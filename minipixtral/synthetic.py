@@ -9,7 +9,8 @@ one-word answer (one Tekken token). The pictures cover what a user draws:
 - W × H pixels, each side from 16 to 96 (SIDES), square or not;
 - a white or light background (channels 225 … 255, within 20 of each other);
 - filled circles, squares and triangles pointing up, s × s pixels, 10 ≤ s ≤ min(W, H) − 2,
-  anywhere across the patch borders, GAP pixels apart or more, edges hard or antialiased;
+  anywhere across the patch borders or on the patch grid, GAP pixels apart or more, edges
+  hard or antialiased;
 - any clear shade of the four colours (COLOUR_DOMAIN: hue ranges, least saturation and value).
 Questions: colour and shape (one shape), count (one to three), position (the colour of the left
 one of two side by side), size (one shape: small is SMALL pixels, big at least BIG). The
@@ -158,14 +159,25 @@ def _side_by_side(a: Box, b: Box) -> bool:
     return a[0] + a[2] + GAP - 1 <= b[0] or b[0] + b[2] + GAP - 1 <= a[0]
 
 
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 75
+def _spot(rng: random.Random, low: int, high: int, step: int) -> int | None:
+    """A random multiple of step in [low, high] (for step 1: randint), or None if none."""
+    first, last = -(-low // step), high // step
+    return step * rng.randint(first, last) if first <= last else None
+
+
 def _place(rng: random.Random, width: int, height: int, sides: list[int],
-           gap: float = GAP - 1, tries: int = 50) -> list[Box] | None:
-    """Boxes of the given sides at random spots (any sub-pixel offset, one pixel of margin),
-    each at least gap pixels from the others; None when one does not fit in `tries` draws."""
+           gap: float = GAP - 1, tries: int = 50, step: int | None = None) -> list[Box] | None:
+    """Boxes of the given sides at random spots (sub-pixel, or multiples of step; 1 pixel of
+    margin), gap pixels apart or more; None when one does not fit in `tries` draws."""
     boxes: list[Box] = []
     for side in sides:
         for _ in range(tries):
-            box = (rng.uniform(1, width - 1 - side), rng.uniform(1, height - 1 - side), side)
+            box = (rng.uniform(1, width - 1 - side), rng.uniform(1, height - 1 - side), side) \
+                if step is None else (_spot(rng, 1, width - 1 - side, step),
+                                      _spot(rng, 1, height - 1 - side, step), side)
+            if None in box:
+                return None
             if all(_apart(box, other, gap) for other in boxes):
                 boxes.append(box)
                 break
@@ -174,7 +186,7 @@ def _place(rng: random.Random, width: int, height: int, sides: list[int],
     return boxes
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 75
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 76
 def _render(rng: random.Random, width: int, height: int,
             shapes: list[tuple[str, Box, tuple[int, int, int]]]) -> Image.Image:
     """A width × height picture of (shape, box, colour) on a light background. Half of the
@@ -190,11 +202,14 @@ def _render(rng: random.Random, width: int, height: int,
     return picture.resize((width, height), Image.BOX) if scale > 1 else picture
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 76
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 77
 KIND_WEIGHTS = {"colour": 1, "shape": 1, "count": 4, "position": 1.5, "size": 0.75}
 # count pictures: how often the shapes share one colour name, one kind, one side; how often
-# they stand evenly spaced in a row, a column or a diagonal (then with one side)
-ALIKE = {"colour": 0.6, "shape": 0.6, "side": 0.4, "row": 0.4}
+# they stand evenly spaced in a row, a column or a diagonal (then with one side); how often
+# they sit on the patch grid, at round numbers as users draw (sides and corners multiples of
+# GRID; the picture's size stays random: Going deeper, why this dataset)
+ALIKE = {"colour": 0.6, "shape": 0.6, "side": 0.4, "row": 0.4, "grid": 0.5}
+GRID = 8
 
 
 def _sides(rng: random.Random, width: int, height: int, n: int, big: bool | None) -> list[int]:
@@ -210,22 +225,25 @@ def _sides(rng: random.Random, width: int, height: int, n: int, big: bool | None
     return [rng.randint(least, cap) for _ in range(n)]
 
 
-def _in_a_row(rng: random.Random, width: int, height: int, sides: list[int]) -> list[Box] | None:
+def _in_a_row(rng: random.Random, width: int, height: int, sides: list[int],
+              step: int | None = None) -> list[Box] | None:
     """Boxes of side sides[0], evenly spaced along a row, a column or a diagonal, at whole
-    pixels, GAP or more apart; None when they do not fit (as _place)."""
+    pixels (or multiples of step), GAP or more apart; None when they do not fit (as _place)."""
     dx, dy = rng.choice([(1, 0), (0, 1), (1, 1), (1, -1)])
-    n, side = len(sides), sides[0]
+    n, side, step = len(sides), sides[0], step or 1
     room = min(r for r, d in ((width, dx), (height, dy)) if d) - 2 - side
-    if room // (n - 1) < side + GAP:
+    pitch = _spot(rng, side + GAP, room // (n - 1), step)
+    if pitch is None:
         return None
-    pitch = rng.randint(side + GAP, room // (n - 1))
     span = pitch * (n - 1)
-    x0 = rng.randint(1, width - 1 - side - span * dx)
-    y0 = rng.randint(1 + span * (dy < 0), height - 1 - side - span * (dy > 0))
+    x0 = _spot(rng, 1, width - 1 - side - span * dx, step)
+    y0 = _spot(rng, 1 + span * (dy < 0), height - 1 - side - span * (dy > 0), step)
+    if x0 is None or y0 is None:
+        return None
     return [(x0 + i * pitch * dx, y0 + i * pitch * dy, side) for i in range(n)]
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 77
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 78
 def _names_and_shapes(rng: random.Random, kind: str, n: int, alike: dict[str, bool]
                       ) -> tuple[list[str], list[str]]:
     """The n shapes' colour names and kinds: two different colours for position; one colour
@@ -237,7 +255,7 @@ def _names_and_shapes(rng: random.Random, kind: str, n: int, alike: dict[str, bo
             shapes[:1] * n if alike["shape"] else shapes)
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 78
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 79
 def random_sample(rng: random.Random, kind: str | None = None) -> Sample:
     """Draw one sample with rng (a random.Random: the same seed gives the same sample).
     kind: one of QUESTIONS, or None to pick one with KIND_WEIGHTS (the harder, more often)."""
@@ -252,8 +270,10 @@ def random_sample(rng: random.Random, kind: str | None = None) -> Sample:
         width, height = rng.randint(*SIDES), rng.randint(*SIDES)
         sides = _sides(rng, width, height, n, big)
         sides = sides[:1] * n if alike["side"] else sides
+        sides = [-(-side // GRID) * GRID for side in sides] if alike["grid"] else sides
         place = _in_a_row if n > 1 and alike["row"] else _place
-        boxes = place(rng, width, height, sides) if max(sides) <= min(width, height) - 2 else None
+        boxes = place(rng, width, height, sides, step=GRID if alike["grid"] else None) \
+            if max(sides) <= min(width, height) - 2 else None
         if boxes and (kind != "position" or _side_by_side(*boxes)):
             break
     names, shapes = _names_and_shapes(rng, kind, n, alike)
@@ -265,7 +285,7 @@ def random_sample(rng: random.Random, kind: str | None = None) -> Sample:
     return Sample(image, kind, QUESTIONS[kind], answer)
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 79
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 80
 def make_samples(n: int, seed: int, balanced: bool = True) -> list[Sample]:
     """n samples from random.Random(seed); balanced: the kinds in turn (colour, shape, …),
     otherwise drawn with KIND_WEIGHTS."""
@@ -273,7 +293,7 @@ def make_samples(n: int, seed: int, balanced: bool = True) -> list[Sample]:
     return [random_sample(rng, kinds[i % len(kinds)] if balanced else None) for i in range(n)]
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 103
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 104
 def shipped_checkpoint() -> Path:
     """The folder of the tiny Pixtral trained on this dataset (tools/train_tiny.py), shipped
     inside the package: params.json + consolidated.safetensors (no tekken.json: use

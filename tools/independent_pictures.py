@@ -12,8 +12,8 @@ The domain spec (both routines follow it):
   square), 10 <= s <= min(W, H) - 2: circle = disc of diameter s, square = square of side s,
   triangle = isosceles triangle pointing up, base s along the bottom of the box, apex at the
   top centre; edges hard (shape colour or background) or antialiased (blended);
-- boxes lie inside the picture with >= 1 px margin, anywhere (the 16-px patch grid is
-  ignored); the boxes of one picture are >= 3 px apart horizontally or vertically;
+- boxes lie inside the picture with >= 1 px margin, anywhere, across the patch borders or on
+  the patch grid; the boxes of one picture are >= 3 px apart horizontally or vertically;
 - colours in HSV (H in degrees, S and V in [0, 1]): red H in [-10, 10], S >= 0.6, V >= 0.5;
   yellow H in [48, 62], S >= 0.6, V >= 0.8; green H in [100, 140], S >= 0.5, V >= 0.45;
   blue H in [205, 245], S >= 0.5, V >= 0.5;
@@ -28,8 +28,13 @@ How this routine draws (on purpose, differently from the training generator):
 - count: in half of the pictures the shapes are alike (one kind, one RGB colour: three red
   circles), so that only their places tell them apart; otherwise each has its own kind and
   colour name;
-- picture sides: uniform in [16, 96], independently; background: pure white in a quarter of
-  the pictures, otherwise uniform among the light colours of the spec;
+- on the grid: in a quarter of the pictures (of every kind; not for a small shape, whose side
+  10..14 is no multiple of 8), the picture's sides (uniform among 16, 24, ..., 96), every box
+  corner and every side are multiples of GRID = 8 pixels, as a user who draws at round numbers
+  makes them: each patch of the tiny model (8 pixels; Pixtral-12B's 16 too) is then all shape
+  or all background where a square lies;
+- picture sides otherwise: uniform in [16, 96], independently; background: pure white in a
+  quarter of the pictures, otherwise uniform among the light colours of the spec;
 - colours: uniform in the colour's HSV box through colorsys.hsv_to_rgb, kept only when the
   8-bit colour still lies in the box;
 - sides s: uniform in [10, min(W, H) - 2] for one shape and in [10, min(W, H) // 2] for two
@@ -59,7 +64,8 @@ RGB = tuple[int, int, int]
 SIDES = (16, 96)                   # picture width and height
 MARGIN, GAP = 1, 3                 # box to picture edge; box to box
 SHAPE_MIN, SMALL_MAX, BIG_MIN = 10, 14, 28
-WHITE_SHARE, HARD_SHARE, ALIKE_SHARE = 0.25, 0.5, 0.5
+WHITE_SHARE, HARD_SHARE, ALIKE_SHARE, GRID_SHARE = 0.25, 0.5, 0.5, 0.25
+GRID = 8                           # on the grid: corners and sides are multiples of this
 SUBSAMPLES = 5                     # per pixel and per axis: odd, so coverage is never 0.5
 PLACEMENT_TRIES = 50
 BACKGROUND_RANGE, BACKGROUND_SPREAD = (225, 255), 20
@@ -91,6 +97,7 @@ class Plan:
     side_range: tuple[int, int] | None   # None: [10, the largest the picture allows]
     in_a_row: bool                        # position: shapes left to right, horizontally apart
     alike: bool = False                   # count: every shape drawn in the first one's colour
+    grid: bool = False                    # corners and sides multiples of GRID
 
 
 def in_hsv_box(colour: RGB, name: str) -> bool:
@@ -147,13 +154,17 @@ def plan(rng: random.Random, kind: str) -> tuple[Plan, str]:
 def draw_sides(rng: random.Random, picture_plan: Plan, width: int, height: int) -> list[int] | None:
     """A side per shape, or None when this picture is too small for the plan."""
     largest = min(width, height) - 2 * MARGIN
+    if picture_plan.grid:   # a corner at GRID or further: the far margin is GRID - 1 or more
+        largest = min(width, height) - GRID - MARGIN
     if len(picture_plan.shapes) > 1:
-        largest = min(width, height) // 2
+        largest = min(largest, min(width, height) // 2)
     low, high = picture_plan.side_range or (SHAPE_MIN, largest)
     high = min(high, largest)
+    step = GRID if picture_plan.grid else 1
+    low, high = math.ceil(low / step), high // step   # sides step × [low, high]
     if high < low:
         return None
-    return [rng.randint(low, high) for _ in picture_plan.shapes]
+    return [step * rng.randint(low, high) for _ in picture_plan.shapes]
 
 
 def apart(a: tuple[float, float, int], b: tuple[float, float, int]) -> bool:
@@ -164,12 +175,21 @@ def apart(a: tuple[float, float, int], b: tuple[float, float, int]) -> bool:
     return max(horizontal, vertical) >= GAP
 
 
+def corner(rng: random.Random, room: int, grid: bool) -> float:
+    """A box corner along one axis, from MARGIN to room: sub-pixel, or a multiple of GRID
+    (draw_sides keeps room >= GRID on the grid)."""
+    if grid:
+        return GRID * rng.randint(1, room // GRID)
+    return rng.uniform(MARGIN, room)
+
+
 def place(rng: random.Random, sides: list[int], width: int, height: int,
-          in_a_row: bool) -> list[tuple[float, float, int]] | None:
-    """Sub-pixel boxes (x, y, side), or None when PLACEMENT_TRIES draws all failed."""
+          in_a_row: bool, grid: bool = False) -> list[tuple[float, float, int]] | None:
+    """Boxes (x, y, side), sub-pixel or on the grid, or None when PLACEMENT_TRIES draws all
+    failed."""
     for _ in range(PLACEMENT_TRIES):
-        boxes = [(rng.uniform(MARGIN, width - MARGIN - s),
-                  rng.uniform(MARGIN, height - MARGIN - s), s) for s in sides]
+        boxes = [(corner(rng, width - MARGIN - s, grid), corner(rng, height - MARGIN - s, grid), s)
+                 for s in sides]
         if in_a_row:
             ok = all(b[0] >= a[0] + a[2] + GAP for a, b in zip(boxes, boxes[1:]))
         else:
@@ -183,9 +203,14 @@ def layout(rng: random.Random,
            picture_plan: Plan) -> tuple[int, int, list[tuple[float, float, int]]]:
     """Picture sides and the boxes (x, y, side), the whole picture redrawn until they fit."""
     while True:
-        width, height = rng.randint(*SIDES), rng.randint(*SIDES)
+        if picture_plan.grid:   # the picture's sides too: no resize moves the shapes
+            width, height = (GRID * rng.randint(SIDES[0] // GRID, SIDES[1] // GRID)
+                             for _ in range(2))
+        else:
+            width, height = rng.randint(*SIDES), rng.randint(*SIDES)
         sides = draw_sides(rng, picture_plan, width, height)
-        boxes = None if sides is None else place(rng, sides, width, height, picture_plan.in_a_row)
+        boxes = None if sides is None else place(rng, sides, width, height,
+                                                 picture_plan.in_a_row, picture_plan.grid)
         if boxes is not None:
             return width, height, boxes
 
@@ -228,6 +253,9 @@ def render(width: int, height: int, background: RGB, shapes: list[Shape],
 def independent_sample(rng: random.Random, kind: str) -> Sample:
     """One held-out picture with its question of `kind` and the answer."""
     picture_plan, answer = plan(rng, kind)
+    low, high = picture_plan.side_range or (SHAPE_MIN, SIDES[1])
+    if rng.random() < GRID_SHARE and math.ceil(low / GRID) * GRID <= high:   # not small
+        picture_plan = replace(picture_plan, grid=True)
     width, height, boxes = layout(rng, picture_plan)
     shapes = [Shape(shape, shape_colour(rng, name), x, y, s)
               for (shape, name), (x, y, s) in zip(picture_plan.shapes, boxes)]
