@@ -160,8 +160,10 @@ def sorted_nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
 @pytest.mark.parametrize("spread", [0.3, 1.0, 3.0, 10.0, 30.0])
 def test_nucleus_floor_keeps_what_sorting_the_vocabulary_keeps(spread):
     """131 072 tokens, flat (the histogram stage) to peaked (the likely-tokens stage): the same set as
-    the sort; transformers' TopPLogitsWarper (float32 sums) differs by at most the one token
-    at the boundary."""
+    the sort; transformers' TopPLogitsWarper (a float32 cumulative sum over 131 072 tokens,
+    whose rounding depends on the CPU's kernels) differs only at the boundary: at most a few
+    tokens, each within 1e-3 of the floor (on an AMD EPYC host, 2 tokens 8e-5 below it at
+    top_p 0.95 and spread 3; on an Intel Xeon, at most 1)."""
     from transformers.generation.logits_process import TopPLogitsWarper
     for top_p in [0.1, 0.5, 0.8, 0.95]:
         for seed in range(2):
@@ -172,7 +174,7 @@ def test_nucleus_floor_keeps_what_sorting_the_vocabulary_keeps(spread):
             assert torch.equal(ours, sorted_nucleus(probs, top_p)), (spread, top_p, seed)
             theirs = torch.isfinite(TopPLogitsWarper(top_p)(None, logits[None].clone())[0])
             differ = (ours ^ theirs).nonzero().flatten()
-            assert len(differ) <= 1 and all(abs(probs[i] - floor) <= 1e-3 * floor or
+            assert len(differ) <= 3 and all(abs(probs[i] - floor) <= 1e-3 * floor or
                                             probs[i] == probs[~ours].max() for i in differ)
     # negative control: a floor one token lower keeps one token more than the definition
     probs = torch.softmax(torch.randn(131_072, generator=torch.Generator().manual_seed(0)), 0)
