@@ -186,6 +186,11 @@ def _place(rng: random.Random, width: int, height: int, sides: list[int],
     return boxes
 
 
+def _round_up(values: list[int], step: int | None) -> list[int]:
+    """The values rounded up to multiples of step; as they are for step None."""
+    return values if step is None else [-(-value // step) * step for value in values]
+
+
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 76
 def _render(rng: random.Random, width: int, height: int,
             shapes: list[tuple[str, Box, tuple[int, int, int]]]) -> Image.Image:
@@ -206,8 +211,8 @@ def _render(rng: random.Random, width: int, height: int,
 KIND_WEIGHTS = {"colour": 1, "shape": 1, "count": 4, "position": 1.5, "size": 0.75}
 # count pictures: how often the shapes share one colour name, one kind, one side; how often
 # they stand evenly spaced in a row, a column or a diagonal (then with one side); how often
-# they sit on the patch grid, at round numbers as users draw (sides and corners multiples of
-# GRID; the picture's size stays random: Going deeper, why this dataset)
+# they sit on the patch grid, at round numbers as users draw (the picture's sides, the shapes'
+# sides and corners multiples of GRID: Going deeper, why this dataset)
 ALIKE = {"colour": 0.6, "shape": 0.6, "side": 0.4, "row": 0.4, "grid": 0.5}
 GRID = 8
 
@@ -266,13 +271,13 @@ def random_sample(rng: random.Random, kind: str | None = None) -> Sample:
     n = {"count": rng.randint(1, 3), "position": 2}.get(kind, 1)
     big = rng.random() < 0.5 if kind == "size" else None
     alike = {key: kind == "count" and rng.random() < share for key, share in ALIKE.items()}
+    step = GRID if alike["grid"] else None  # round numbers: every side and corner on the grid
     while True:  # draw sizes and spots until the shapes fit (side by side for position)
-        width, height = rng.randint(*SIDES), rng.randint(*SIDES)
+        width, height = _round_up([rng.randint(*SIDES), rng.randint(*SIDES)], step)
         sides = _sides(rng, width, height, n, big)
-        sides = sides[:1] * n if alike["side"] else sides
-        sides = [-(-side // GRID) * GRID for side in sides] if alike["grid"] else sides
+        sides = _round_up(sides[:1] * n if alike["side"] else sides, step)
         place = _in_a_row if n > 1 and alike["row"] else _place
-        boxes = place(rng, width, height, sides, step=GRID if alike["grid"] else None) \
+        boxes = place(rng, width, height, sides, step=step) \
             if max(sides) <= min(width, height) - 2 else None
         if boxes and (kind != "position" or _side_by_side(*boxes)):
             break

@@ -123,13 +123,14 @@ def test_count_pictures_often_show_alike_shapes(monkeypatch):
     one kind (drawn on their own: 1 in 12 for two, 1 in 144 for three), so that the model
     cannot count colours and kinds instead of shapes; the second routine draws such pictures
     too. The pixels undercount the generator's (its shades a little outside the named
-    colours, the kinds of its smallest shapes are not read): measured 24% of its pictures,
-    4% without ALIKE (the negative control), 48% of the second routine's."""
+    colours, the kinds of its smallest shapes are not read): measured 18% of its pictures
+    (400: 200 read 14 to 21% with seeds 5 to 8), 5% without ALIKE (the negative control), 48%
+    of the second routine's."""
     def generated():
         rng = random.Random(5)
-        return [mp.random_sample(rng, "count") for _ in range(200)]
+        return [mp.random_sample(rng, "count") for _ in range(400)]
 
-    assert _alike_share(generated()) >= 0.15
+    assert _alike_share(generated()) >= 0.12
     held_out = [s for s in independent_samples(200, 6) if s.kind == "count"]
     assert 0.35 <= _alike_share(held_out) <= 0.65
     monkeypatch.setattr(mp.synthetic, "ALIKE", dict.fromkeys(mp.synthetic.ALIKE, 0.0))
@@ -147,17 +148,25 @@ def test_count_pictures_often_sit_on_the_patch_grid(monkeypatch):
     """ALIKE["grid"]: a user drawing at round numbers puts shapes on the patch grid, where a
     square's patches are all shape or all background; the model shipped before it answered
     "one" to rows of three such shapes. Read from the pixels (every shape's first column and
-    width multiples of 8): measured 46% of the generator's count pictures (ALIKE: half), none
+    width multiples of 8): measured 53% of the generator's count pictures (ALIKE: half), none
     without it (the negative control; by chance 1 in 64 per shape), 24% of the second
-    routine's pictures of every kind (a quarter, but not its small shapes)."""
+    routine's pictures of every kind (a quarter, but not its small shapes). The pictures' own
+    sides are on the grid too, so that lesson 01's resize leaves the shapes there: 54% of the
+    pictures, 1 in 64 by chance."""
     def generated():
         rng = random.Random(7)
         return [mp.random_sample(rng, "count") for _ in range(200)]
 
+    def round_sides(samples):
+        return sum(s.image.width % 8 == 0 and s.image.height % 8 == 0 for s in samples) / len(
+            samples)
+
     assert 0.35 <= _grid_share(generated()) <= 0.6
+    assert 0.4 <= round_sides(generated()) <= 0.65
     assert 0.15 <= _grid_share(independent_samples(40, 8)) <= 0.35
     monkeypatch.setattr(mp.synthetic, "ALIKE", {**mp.synthetic.ALIKE, "grid": 0.0})
     assert _grid_share(generated()) < 0.05
+    assert round_sides(generated()) < 0.1
 
 
 def test_encode_sample_uses_the_chat_template_and_single_token_answers(tokenizer):
@@ -339,15 +348,16 @@ def test_a_tokenizer_with_the_wrong_patch_size_is_a_clear_error(shipped):
 
 
 # Exact match of the shipped model on every kind of question, measured when it was trained
-# (tools/train_tiny.py prints it): 97.4% of the second routine's 500 pictures, every kind at 98%
-# or more but count, 90%; on these 300: count 85% (51 of 60), position 98.3%, the rest 100%.
-# Issue 15 asks for 95% on every kind: count is short of it since a quarter of the second
-# routine's pictures lie wholly on the patch grid (the model shipped before: count 87% on the
-# 500). The floors keep the model from getting worse: raise them when it is better.
-FLOORS = {"colour": 0.95, "shape": 0.95, "count": 0.8, "position": 0.95, "size": 0.95}
-# The gallery, 132 questions (measured: colour 100%, shape 92%, count 90.4%, position 100%,
-# size 95%; issue 15 asks for 100%: alike shapes on the grid are still miscounted)
-GALLERY_FLOORS = {"colour": 0.95, "shape": 0.9, "count": 0.85, "position": 0.95, "size": 0.9}
+# (tools/train_tiny.py prints it): 98.0% of the second routine's 500 pictures, every kind at 99%
+# or more but count, 91%; on these 300: count 95% (57 of 60), shape 98.3%, the rest 100%; on the
+# training generator's 200 below: shape 95%, count 90%, the rest 100%.
+# Issue 15 asks for 95% on every kind: count is short of it on the 500 (a quarter of the second
+# routine's pictures lie wholly on the patch grid; the model shipped before: count 90%).
+# The floors keep the model from getting worse: raise them when it is better.
+FLOORS = {"colour": 0.95, "shape": 0.95, "count": 0.85, "position": 0.95, "size": 0.95}
+# The gallery, 132 questions (measured: colour 100%, shape 96%, count 88.5%, position 100%,
+# size 100%; issue 15 asks for 100%: it still miscounts some alike or close shapes)
+GALLERY_FLOORS = {"colour": 0.95, "shape": 0.9, "count": 0.85, "position": 0.95, "size": 0.95}
 
 
 def test_shipped_checkpoint_answers_pictures_drawn_by_other_code(tokenizer, shipped):

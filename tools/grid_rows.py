@@ -1,0 +1,64 @@
+"""Rows of alike shapes on the patch grid: how well a checkpoint counts them.
+
+    python tools/grid_rows.py                      # the shipped tiny Pixtral
+    python tools/grid_rows.py /tmp/tiny            # another checkpoint folder
+
+The pictures a user draws at round numbers: white, 96 × 32, 96 × 48 or 80 × 40 pixels; one,
+two or three circles, squares or triangles of one kind, one colour (red or blue) and one side
+(16 or 24 pixels), in a row at y = 8 or 16 starting at x = 8, every corner a multiple of 8.
+On 8-pixel patches a square there leaves no edge inside a patch (lesson 09, Going deeper: why
+this dataset). Prints, for each kind, how many of the count questions it answers right.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+from pathlib import Path
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+from PIL import Image, ImageDraw
+
+import minipixtral as mp
+from minipixtral.synthetic import ANSWERS, COLOURS, QUESTIONS, SHAPES, Sample, draw_shape
+
+
+def grid_rows() -> list[Sample]:
+    """The probe's count questions (126), shape kind by shape kind."""
+    samples = []
+    for shape, n, side, (width, height), colour, y in itertools.product(
+            SHAPES, [1, 2, 3], [16, 24], [(96, 32), (96, 48), (80, 40)], ["red", "blue"], [8, 16]):
+        pitch = side + 8 if n == 3 and side == 24 else side + 16
+        fits = lambda pitch: 8 + (n - 1) * pitch + side <= width - 1 and y + side <= height - 1
+        pitch = pitch if fits(pitch) else side + 8
+        if not fits(pitch):
+            continue
+        picture = Image.new("RGB", (width, height), "white")
+        pen = ImageDraw.Draw(picture)
+        for x in range(8, 8 + n * pitch, pitch):
+            draw_shape(pen, shape, (x, y, x + side - 1, y + side - 1), COLOURS[colour])
+        samples.append(Sample(picture, "count", QUESTIONS["count"], ANSWERS["count"][n - 1]))
+    return samples
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", nargs="?", type=Path, default=mp.shipped_checkpoint())
+    args = parser.parse_args(argv)
+    model = mp.Pixtral.from_folder(args.folder, device="cpu")
+    tokenizer = mp.tokenizer_for(mp.shipped_tokenizer_file(), model.config.vision_encoder)
+    samples = grid_rows()
+    _, answers = mp.exact_match(model, tokenizer, samples)
+    right: dict[tuple[str, str], list[bool]] = {}
+    for i, (sample, answer) in enumerate(zip(samples, answers)):
+        right.setdefault((SHAPES[i * len(SHAPES) // len(samples)], sample.answer), []).append(
+            answer == sample.answer)
+    for shape in SHAPES:
+        print(f"{shape + 's':9s} " + "   ".join(
+            f"{n}: {sum(right[shape, n])} of {len(right[shape, n])}" for n in ANSWERS["count"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
