@@ -162,12 +162,14 @@ def test_count_pictures_often_sit_on_the_patch_grid(monkeypatch):
         return sum(s.image.width % 8 == 0 and s.image.height % 8 == 0 for s in samples) / len(
             samples)
 
-    assert 0.35 <= _grid_share(generated()) <= 0.6
-    assert 0.4 <= round_sides(generated()) <= 0.65
+    samples = generated()
+    assert 0.35 <= _grid_share(samples) <= 0.6
+    assert 0.4 <= round_sides(samples) <= 0.65
     assert 0.15 <= _grid_share(independent_samples(40, 8)) <= 0.35
     monkeypatch.setattr(mp.synthetic, "ALIKE", {**mp.synthetic.ALIKE, "grid": 0.0})
-    assert _grid_share(generated()) < 0.05
-    assert round_sides(generated()) < 0.1
+    control = generated()
+    assert _grid_share(control) < 0.05
+    assert round_sides(control) < 0.1
 
 
 def test_encode_sample_uses_the_chat_template_and_single_token_answers(tokenizer):
