@@ -56,9 +56,11 @@ class _PixtralParts(Decoder):
         """Images [3, H, W] → one [rows·cols, dim] tensor per image: the vision encoder's
         patch features (one call for all images), adapted to the decoder's width. Later
         models (lesson 11) normalize them first, and merge m × m patches into one."""
-        if not images:
-            return []
-        features = self.vision_encoder(list(images))
+        return self.adapt(self.vision_encoder(list(images)), images) if images else []
+
+    def adapt(self, features: torch.Tensor, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The vision encoder's features [Σ rows·cols, hidden] of images → one [rows·cols, dim]
+        tensor per image (lesson 09's training probes the features in between)."""
         grids = [self.vision_encoder.patch_grid(image) for image in images]
         norm, merger = self.pre_mm_projector_norm, self.patch_merger  # None for Pixtral-12B
         features = norm(features) if norm is not None else features

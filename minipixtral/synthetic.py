@@ -97,11 +97,14 @@ def demo_picture() -> Image.Image:
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 72
 @dataclass
 class Sample:
-    """One picture, its question and the expected answer; kind is a key of QUESTIONS."""
+    """One picture, its question and the expected answer; kind is a key of QUESTIONS. boxes:
+    each shape's (x, y, side), its s × s box in the picture's pixels, when known (None for a
+    picture drawn elsewhere); training's centre hint reads them (Going deeper)."""
     image: Image.Image
     kind: str
     question: str
     answer: str
+    boxes: tuple[tuple[float, float, float], ...] | None = None
 
 
 def draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int],
@@ -287,7 +290,7 @@ def random_sample(rng: random.Random, kind: str | None = None) -> Sample:
     left = min(range(len(boxes)), key=lambda i: boxes[i][0])
     answer = {"colour": names[0], "shape": shapes[0], "count": ANSWERS["count"][len(boxes) - 1],
               "position": names[left], "size": "big" if big else "small"}[kind]
-    return Sample(image, kind, QUESTIONS[kind], answer)
+    return Sample(image, kind, QUESTIONS[kind], answer, boxes=tuple(boxes))
 
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 80
@@ -298,7 +301,7 @@ def make_samples(n: int, seed: int, balanced: bool = True) -> list[Sample]:
     return [random_sample(rng, kinds[i % len(kinds)] if balanced else None) for i in range(n)]
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 104
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 114
 def shipped_checkpoint() -> Path:
     """The folder of the tiny Pixtral trained on this dataset (tools/train_tiny.py), shipped
     inside the package: params.json + consolidated.safetensors (no tekken.json: use

@@ -6,7 +6,8 @@
 
 Three ideas make a step cheap: packing (a batch is one sequence with a block-causal mask, the
 RoPE positions restarting for each example); the loss on the answer tokens only; training only
-the K vocabulary rows the data uses (TrainableRows). A curriculum makes it learn shapes.
+the K vocabulary rows the data uses (TrainableRows). A curriculum makes it learn shapes; a
+probe of each patch, trained beside it and then dropped, makes it count (CentreProbe).
 """
 from __future__ import annotations
 
@@ -20,14 +21,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from minipixtral.adapter import merge_image_features
+from minipixtral.config import PixtralConfig
 from minipixtral.generate import generate
 from minipixtral.model import Pixtral
 from minipixtral.synthetic import (QUESTIONS, Example, Sample, dataset_token_ids, encode_sample,
                                    random_sample)
 
 __all__ = ["block_causal_mask", "packed_positions", "answer_mask", "Packed", "pack",
-           "answer_loss", "TrainableRows", "packed_loss", "CURRICULUM", "curriculum_stages",
-           "kind_at", "train_step", "train", "predict", "exact_match"]
+           "answer_loss", "TrainableRows", "packed_loss", "CURRICULUM", "CENTRE_WEIGHT",
+           "lr_at", "train_step", "train", "predict", "exact_match", "curriculum_stages",
+           "kind_at", "centre_targets", "CentreProbe"]
 
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 26
@@ -57,13 +60,15 @@ def answer_mask(length: int, n_prompt: int) -> torch.Tensor:
 class Packed:
     """A batch as one sequence of N tokens. ids, targets: LongTensor [N] (targets = the next
     id of each example); trained: bool [N], the rows the loss reads; positions: [N];
-    lengths: the examples' N_k; images: the pictures in the order of their [IMG] blocks."""
+    lengths: the examples' N_k; images: the pictures in the order of their [IMG] blocks;
+    samples: the pictures' samples (their boxes: Going deeper, a hint for counting)."""
     ids: torch.Tensor
     targets: torch.Tensor
     trained: torch.Tensor
     positions: torch.Tensor
     lengths: list[int]
     images: list[torch.Tensor]
+    samples: list[Sample]
 
     @property
     def mask(self) -> torch.Tensor:
@@ -79,7 +84,8 @@ def pack(examples: Sequence[Example]) -> Packed:
     return Packed(ids=torch.cat([i[:-1] for i in ids]), targets=torch.cat([i[1:] for i in ids]),
                   trained=torch.cat([answer_mask(len(e.ids), e.n_prompt) for e in examples]),
                   positions=packed_positions(lengths), lengths=lengths,
-                  images=[image for e in examples for image in e.images])
+                  images=[image for e in examples for image in e.images],
+                  samples=[e.sample for e in examples for _ in e.images])
 
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 36
@@ -124,51 +130,41 @@ class TrainableRows(nn.Module):
 
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 42
-def packed_loss(model: Pixtral, rows: TrainableRows, packed: Packed) -> torch.Tensor:
+def packed_loss(model: Pixtral, rows: TrainableRows, packed: Packed,
+                probe: CentreProbe | None = None) -> torch.Tensor:
     """The answer loss of a packed batch: one vision call, one decoder pass over N tokens
-    (block-causal: each example's attention causal on its own), the head on the trained rows."""
-    features = model.image_features(packed.images)                            # [n_k, dim] each
+    (block-causal: each example's attention causal on its own), the head on the trained rows;
+    with a probe, plus its weighted centre loss on the encoder's patches (Going deeper)."""
+    encoded = model.vision_encoder(packed.images)                    # [P, hidden]: every patch
+    features = model.adapt(encoded, packed.images)                             # [n_k, dim] each
     h = merge_image_features(rows.embed(packed.ids), packed.ids, features, model.image_ids)
     h = model.run_layers(h, packed.positions, causal=True, segments=packed.lengths)  # [N, dim]
     logits = rows.logits(model.norm(h[packed.trained]))                        # [M, K + 1]
-    return F.cross_entropy(logits, rows.local[packed.targets[packed.trained]])
+    loss = F.cross_entropy(logits, rows.local[packed.targets[packed.trained]])
+    return loss if probe is None else loss + probe(encoded, packed)
 
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 44
-CURRICULUM = ((0.2, ("shape",)),)  # (until share of steps, kinds)
-
-
-def curriculum_stages(curriculum: Sequence[tuple[float, Sequence[str]]], steps: int
-                      ) -> list[tuple[float, list[str]]]:
-    """The stages as (last step + 1, kinds); refuses a kind not in QUESTIONS, and shares that
-    do not rise within (0, 1] (a stage never reached, or outlasting the run)."""
-    unknown = {kind for _, kinds in curriculum for kind in kinds} - set(QUESTIONS)
-    if unknown:
-        raise ValueError(f"curriculum: unknown kinds {sorted(unknown)}, choose from "
-                         f"{list(QUESTIONS)}")
-    shares = [share for share, _ in curriculum]
-    if not all(a < b <= 1 for a, b in zip([0, *shares], shares)):
-        raise ValueError(f"curriculum: the shares must rise within (0, 1], got {shares}")
-    return [(share * steps, list(kinds)) for share, kinds in curriculum]
-
-
-def kind_at(rng: random.Random, step: int, stages: list[tuple[float, list[str]]]) -> str | None:
-    """One sample's kind at `step`: uniform among the kinds of the first stage not over, or
-    None after the last (random_sample then picks any kind, with KIND_WEIGHTS)."""
-    for end, kinds in stages:
-        if step < end:
-            return rng.choice(kinds)
-    return None
+Curriculum = Sequence[tuple[float, Sequence[str]]]  # stages: (until this share of the steps, kinds)
+CURRICULUM: Curriculum = ((0.2, ("shape",)),)       # shapes only, for the first fifth
+CENTRE_WEIGHT = 1.0  # λ, the centre hint's weight in the loss (Going deeper: a hint for counting)
 
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 45
+def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
+    """The learning rate at step (from 0) of steps: a linear warm-up over warmup steps, then a
+    cosine decay to zero."""
+    return lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
+
+
 def train_step(model: Pixtral, rows: TrainableRows, optimizer: torch.optim.Optimizer,
-               batch: Sequence[Example], *, pack_size: int, clip: float) -> float:
+               batch: Sequence[Example], *, pack_size: int, clip: float,
+               probe: CentreProbe | None = None) -> float:
     """One step: the batch in packs of pack_size, the mean of their losses (each example has two
     answer rows, so with equal packs the mean over all answer rows), backward, the gradient's
     norm clipped at clip, the optimizer's update. Returns the loss."""
     packs = [pack(batch[i:i + pack_size]) for i in range(0, len(batch), pack_size)]
-    loss = sum(packed_loss(model, rows, p) for p in packs) / len(packs)
+    loss = sum(packed_loss(model, rows, p, probe) for p in packs) / len(packs)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip)
@@ -179,25 +175,28 @@ def train_step(model: Pixtral, rows: TrainableRows, optimizer: torch.optim.Optim
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 46
 def train(model: Pixtral, tokenizer, steps: int, batch_size: int = 16, lr: float = 1e-3,
           warmup: int = 100, seed: int = 0, pack_size: int = 8, clip: float = 1.0,
-          curriculum: Sequence[tuple[float, Sequence[str]]] = CURRICULUM,
+          curriculum: Curriculum = CURRICULUM, centre_weight: float = CENTRE_WEIGHT,
           callback: Callable[[int, float], None] | None = None) -> list[float]:
     """Train model in place on fresh samples (random.Random(seed)) whose kinds follow the
     curriculum; returns each step's loss. AdamW, linear warm-up then cosine decay of lr; the
-    vocabulary rows trained through TrainableRows. callback(step, loss) after each step."""
+    vocabulary rows trained through TrainableRows; with centre_weight > 0, a CentreProbe's
+    hint (Going deeper), left behind. callback(step, loss) after each step."""
     stages = curriculum_stages(curriculum, steps)
     rows = TrainableRows(model, dataset_token_ids(tokenizer))
     frozen = {id(model.tok_embeddings.weight), id(model.output.weight)}  # rows stand in for them
-    params = [*rows.parameters(), *(p for p in model.parameters() if id(p) not in frozen)]
+    probe = CentreProbe(model.config, centre_weight) if centre_weight > 0 else None
+    params = [*rows.parameters(), *(probe.parameters() if probe else ()),
+              *(p for p in model.parameters() if id(p) not in frozen)]
     optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
     rng, losses = random.Random(seed), []
     model.train()
     for step in range(steps):
-        scale = min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
         for group in optimizer.param_groups:
-            group["lr"] = lr * scale
+            group["lr"] = lr_at(step, steps, lr, warmup)
         batch = [encode_sample(tokenizer, random_sample(rng, kind_at(rng, step, stages)))
                  for _ in range(batch_size)]
-        losses.append(train_step(model, rows, optimizer, batch, pack_size=pack_size, clip=clip))
+        losses.append(train_step(model, rows, optimizer, batch, pack_size=pack_size, clip=clip,
+                                 probe=probe))
         if callback is not None:
             callback(step, losses[-1])
     rows.write_back(model)
@@ -219,3 +218,64 @@ def exact_match(model: Pixtral, tokenizer, samples: Sequence[Sample]) -> tuple[f
     answers = [predict(model, tokenizer, s) for s in samples]
     right = sum(a == s.answer for a, s in zip(answers, samples))
     return right / max(len(samples), 1), answers
+
+
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 90
+def curriculum_stages(curriculum: Curriculum, steps: int) -> list[tuple[float, list[str]]]:
+    """The stages as (last step + 1, kinds); refuses a kind not in QUESTIONS, and shares that
+    do not rise within (0, 1] (a stage never reached, or outlasting the run)."""
+    unknown = {kind for _, kinds in curriculum for kind in kinds} - set(QUESTIONS)
+    if unknown:
+        raise ValueError(f"curriculum: unknown kinds {sorted(unknown)}, choose from "
+                         f"{list(QUESTIONS)}")
+    shares = [share for share, _ in curriculum]
+    if not all(a < b <= 1 for a, b in zip([0, *shares], shares)):
+        raise ValueError(f"curriculum: the shares must rise within (0, 1], got {shares}")
+    return [(share * steps, list(kinds)) for share, kinds in curriculum]
+
+
+def kind_at(rng: random.Random, step: int, stages: list[tuple[float, list[str]]]) -> str | None:
+    """One sample's kind at `step`: uniform among the kinds of the first stage not over, or
+    None after the last (random_sample then picks any kind, with KIND_WEIGHTS)."""
+    for end, kinds in stages:
+        if step < end:
+            return rng.choice(kinds)
+    return None
+
+
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 94
+def centre_targets(sample: Sample, rows: int, cols: int) -> torch.Tensor:
+    """float [rows · cols], in the patches' order (row by row), for the sample's picture cut
+    into rows × cols patches (after any resize): 1 at each patch holding the centre of one of
+    its shape boxes, 0 elsewhere."""
+    width, height = sample.image.size
+    targets = torch.zeros(rows, cols)
+    for x, y, side in sample.boxes:
+        row, col = int((y + side / 2) * rows / height), int((x + side / 2) * cols / width)
+        targets[min(row, rows - 1), min(col, cols - 1)] = 1.0
+    return targets.flatten()
+
+
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 95
+class CentreProbe(nn.Module):
+    """Training only, never saved: one linear layer reads each patch the vision encoder wrote
+    [hidden] as the logit that it holds a shape's centre. forward(encoded, packed), encoded
+    [Σ rows·cols, hidden] for packed.images: weight × the mean binary cross-entropy over the
+    patches of the pictures whose boxes are known (0 if none)."""
+
+    def __init__(self, config: PixtralConfig, weight: float = CENTRE_WEIGHT):
+        super().__init__()
+        self.linear = nn.Linear(config.vision_encoder.hidden_size, 1)
+        self.weight, self.patch = weight, config.vision_encoder.patch_size
+
+    def forward(self, encoded: torch.Tensor, packed: Packed) -> torch.Tensor:
+        grids = [(image.shape[1] // self.patch, image.shape[2] // self.patch)
+                 for image in packed.images]
+        known = [(f, centre_targets(s, *grid)) for f, grid, s in zip(
+            encoded.split([rows * cols for rows, cols in grids]), grids, packed.samples)
+            if s.boxes is not None]
+        if not known:
+            return encoded.new_zeros(())
+        logits = self.linear(torch.cat([f for f, _ in known])).squeeze(-1)     # [P]
+        targets = torch.cat([t for _, t in known])
+        return self.weight * F.binary_cross_entropy_with_logits(logits, targets)

@@ -1,6 +1,7 @@
-"""Lesson 09: the synthetic dataset, packing, the answer-only loss, the trainable rows, saving
-and loading, and the shipped checkpoint's accuracy on fresh pictures."""
+"""Lesson 09: the synthetic dataset, packing, the answer-only loss, the trainable rows, the
+centre hint, saving and loading, and the shipped checkpoint's accuracy on fresh pictures."""
 import colorsys
+import dataclasses
 import math
 import os
 import random
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 import minipixtral as mp
 import test_independent_pictures as pictures   # the pixel reader of the held-out pictures
@@ -326,6 +328,97 @@ def test_save_and_load_round_trip(tmp_path, small_model):
             assert torch.equal(loaded.state_dict()[name], tensor.to(dtype).float()), name
 
 
+# --- the centre hint -------------------------------------------------------------------------
+
+def test_samples_know_where_their_shapes_are():
+    """Every shape's box centre lies on the shape (never on the background); the same boxes
+    moved by half a picture mostly miss (negative control: the check can fail)."""
+    on, moved, total = 0, 0, 0
+    for s in mp.make_samples(400, seed=31, balanced=False):
+        background, (width, height) = s.image.getpixel((0, 0)), s.image.size
+        shapes = mp.ANSWERS["count"].index(s.answer) + 1 if s.kind == "count" else \
+            2 if s.kind == "position" else 1
+        assert s.boxes is not None and len(s.boxes) == shapes
+        for x, y, side in s.boxes:
+            total += 1
+            on += s.image.getpixel((int(x + side / 2), int(y + side / 2))) != background
+            shifted = (int(x + side / 2 + width / 2) % width, int(y + side / 2 + height / 2) % height)
+            moved += s.image.getpixel(shifted) != background
+    assert on == total and moved < total / 2
+
+
+def test_centre_targets_mark_the_patch_of_each_centre():
+    picture = Image.new("RGB", (64, 64), "white")
+    sample = mp.Sample(picture, "count", mp.QUESTIONS["count"], "three",
+                       boxes=((2.0, 3.0, 10.0), (40.0, 20.0, 24.0), (50.0, 50.0, 12.0)))
+    # centres (7, 8), (52, 32), (56, 56); on a 2 × 4 grid of 32 × 16-pixel patches:
+    assert mp.centre_targets(sample, 2, 4).tolist() == [1, 0, 0, 0, 0, 0, 0, 1]
+    # in 8 × 8 patches, a centre on a border goes below or right of it: (7, 8) row 1, (52, 32) row 4
+    assert mp.centre_targets(sample, 8, 8).view(8, 8).nonzero().tolist() == [[1, 0], [4, 6],
+                                                                              [7, 7]]
+    past = dataclasses.replace(sample, boxes=((60.0, 60.0, 10.0),))   # centre (65, 65): outside
+    assert mp.centre_targets(past, 2, 2).tolist() == [0, 0, 0, 1]    # the last patch
+
+
+def test_the_centre_probe_is_a_weighted_binary_cross_entropy(tokenizer, small_model):
+    examples = [mp.encode_sample(tokenizer, s) for s in mp.make_samples(3, seed=4)]
+    packed = mp.pack(examples)
+    grids = [(im.shape[1] // 8, im.shape[2] // 8) for im in packed.images]
+    encoded = torch.randn(sum(r * c for r, c in grids), 64)
+    probe = mp.CentreProbe(small_model.config, weight=2.0)
+    with torch.no_grad():
+        probe.linear.weight.zero_()
+        probe.linear.bias.fill_(-1.0)                           # every patch: p = σ(−1)
+    packed.samples[1] = dataclasses.replace(packed.samples[1], boxes=None)  # drawn elsewhere
+    targets = torch.cat([mp.centre_targets(s, *grid)
+                         for s, grid in zip(packed.samples, grids) if s.boxes is not None])
+    expected = 2.0 * (targets * F.softplus(torch.tensor(1.0))
+                      + (1 - targets) * F.softplus(torch.tensor(-1.0))).mean()
+    torch.testing.assert_close(probe(encoded, packed), expected)
+    assert len(targets) == grids[0][0] * grids[0][1] + grids[2][0] * grids[2][1]
+    assert targets.sum() == len(examples[0].sample.boxes) + len(examples[2].sample.boxes)
+    packed.samples[:] = [dataclasses.replace(s, boxes=None) for s in packed.samples]
+    assert probe(encoded, packed).item() == 0.0
+
+
+@pytest.mark.parametrize("merge", [1, 2])      # 2: lesson 11's merger; the probe reads before it
+def test_packed_loss_adds_the_probes_loss_on_the_encoders_patches(tokenizer, merge):
+    config = dataclasses.replace(
+        trained_config(), mm_projector_id="patch_merge" if merge > 1 else "",
+        vision_encoder=dataclasses.replace(trained_config().vision_encoder,
+                                           spatial_merge_size=merge))
+    torch.manual_seed(0)
+    model = Pixtral(config).eval()
+    cut = mp.tokenizer_for(mp.shipped_tokenizer_file(), config.vision_encoder)
+    packed = mp.pack([mp.encode_sample(cut, s) for s in mp.make_samples(4, seed=8)])
+    rows, probe = mp.TrainableRows(model, mp.dataset_token_ids(cut)), mp.CentreProbe(config)
+    with torch.no_grad():
+        hint = probe(model.vision_encoder(packed.images), packed)
+        gap = mp.packed_loss(model, rows, packed, probe) - mp.packed_loss(model, rows, packed)
+    torch.testing.assert_close(gap, hint)
+    assert hint > 0.1
+
+
+def test_train_adds_the_hint_by_default_and_leaves_no_probe(tokenizer, small_model):
+    model = Pixtral(small_model.config)
+    model.load_state_dict(small_model.state_dict())
+    names = set(model.state_dict())
+    torch.manual_seed(1)
+    with_hint = mp.train(model, tokenizer, steps=1, batch_size=4, seed=2)
+    model.load_state_dict(small_model.state_dict())
+    torch.manual_seed(1)
+    without = mp.train(model, tokenizer, steps=1, batch_size=4, seed=2, centre_weight=0.0)
+    assert 0.1 < with_hint[0] - without[0] < 2          # the default loss holds the hint
+    assert set(model.state_dict()) == names             # the probe never joins the model
+
+
+def test_lr_at_warms_up_then_decays_to_zero():
+    rates = [mp.lr_at(step, 1000, 1e-3, 100) for step in range(1000)]
+    assert rates[0] == pytest.approx(1e-5, rel=1e-3) and rates[99] == pytest.approx(
+        1e-3 * 0.5 * (1 + math.cos(math.pi * 99 / 1000)))
+    assert max(rates) == rates[99] and rates[-1] < 1e-8
+    assert all(a >= b for a, b in zip(rates[99:], rates[100:]))
+
 # --- the shipped checkpoint --------------------------------------------------------------------
 
 def test_shipped_checkpoint_is_small_and_complete():
@@ -351,16 +444,15 @@ def test_a_tokenizer_with_the_wrong_patch_size_is_a_clear_error(shipped):
 
 
 # Exact match of the shipped model on every kind of question, measured when it was trained
-# (tools/train_tiny.py prints it): 98.0% of the second routine's 500 pictures, every kind at 99%
-# or more but count, 91%; on these 300: count 95% (57 of 60), shape 98.3%, the rest 100%; on the
-# training generator's 200 below: shape 95%, count 90%, the rest 100%.
-# Issue 15 asks for 95% on every kind: count is short of it on the 500 (a quarter of the second
-# routine's pictures lie wholly on the patch grid; the model shipped before: count 90%).
-# The floors keep the model from getting worse: raise them when it is better.
-FLOORS = {"colour": 0.95, "shape": 0.95, "count": 0.85, "position": 0.95, "size": 0.95}
-# The gallery, 132 questions (measured: colour 100%, shape 96%, count 88.5%, position 100%,
-# size 100%; issue 15 asks for 100%: it still miscounts some alike or close shapes)
-GALLERY_FLOORS = {"colour": 0.95, "shape": 0.9, "count": 0.85, "position": 0.95, "size": 0.95}
+# (tools/train_tiny.py prints it): 98.8% of the second routine's 500 pictures, count 95%, shape
+# 99%, the rest 100%; on these 300: count 96.7% (58 of 60), shape 98.3%, the rest 100%; on the
+# training generator's 200 below: count 97.5%, the rest 100%.
+# The floors keep the model from getting worse: raise them when it is better. The model shipped
+# before the centre hint (count 91% on the 500, 95% here) passes FLOORS but not the gallery's.
+FLOORS = {"colour": 0.95, "shape": 0.95, "count": 0.9, "position": 0.95, "size": 0.95}
+# The gallery, 132 questions (measured: colour 100%, shape 96%: a 10-pixel lemon circle named
+# a square, count 100%, position 100%, size 100%; issue 15 asks for 100% on all)
+GALLERY_FLOORS = {"colour": 0.95, "shape": 0.95, "count": 0.95, "position": 0.95, "size": 0.95}
 
 
 def test_shipped_checkpoint_answers_pictures_drawn_by_other_code(tokenizer, shipped):
@@ -382,13 +474,13 @@ def test_shipped_checkpoint_answers_the_gallery(tokenizer, shipped):
 
 def test_shipped_checkpoint_counts_rows_on_the_patch_grid(tokenizer, shipped):
     """tools/grid_rows.py's 126 rows of one to three alike shapes drawn at round numbers, as
-    the pixels confirm (every shape's first column and width multiples of 8). Measured: one
-    48 of 48, two 48 of 48, three 25 of 30 (squares 5 of 10); the model shipped before counted
-    two 29 and three 18: this test fails it."""
+    the pixels confirm (every shape's first column and width multiples of 8). Measured: all
+    126 (and with another training seed); the model shipped before the centre hint counted
+    three 25 of 30, and the one before that two 29 and three 18: this test fails both."""
     _, samples = zip(*grid_rows())
     assert _grid_share(samples) == 1.0
     _, answers = mp.exact_match(shipped, tokenizer, samples)
-    for n, floor in [("one", 0.95), ("two", 0.9), ("three", 0.7)]:
+    for n, floor in [("one", 0.95), ("two", 0.95), ("three", 0.9)]:
         right = [a == s.answer for s, a in zip(samples, answers) if s.answer == n]
         assert sum(right) / len(right) >= floor, (n, sum(right), len(right))
 
