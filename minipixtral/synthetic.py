@@ -98,13 +98,15 @@ def demo_picture() -> Image.Image:
 @dataclass
 class Sample:
     """One picture, its question and the expected answer; kind is a key of QUESTIONS. boxes:
-    each shape's (x, y, side), its s × s box in the picture's pixels, when known (None for a
-    picture drawn elsewhere); training's centre hint reads them (Going deeper)."""
+    each shape's (x, y, side), its s × s box in the picture's pixels, and shapes, the shape in
+    each box, when known (None for a picture drawn elsewhere); training's centre hint reads
+    them (Going deeper)."""
     image: Image.Image
     kind: str
     question: str
     answer: str
     boxes: tuple[tuple[float, float, float], ...] | None = None
+    shapes: tuple[str, ...] | None = None
 
 
 def draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int],
@@ -290,7 +292,7 @@ def random_sample(rng: random.Random, kind: str | None = None) -> Sample:
     left = min(range(len(boxes)), key=lambda i: boxes[i][0])
     answer = {"colour": names[0], "shape": shapes[0], "count": ANSWERS["count"][len(boxes) - 1],
               "position": names[left], "size": "big" if big else "small"}[kind]
-    return Sample(image, kind, QUESTIONS[kind], answer, boxes=tuple(boxes))
+    return Sample(image, kind, QUESTIONS[kind], answer, boxes=tuple(boxes), shapes=tuple(shapes))
 
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 80

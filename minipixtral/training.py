@@ -24,8 +24,8 @@ from minipixtral.adapter import merge_image_features
 from minipixtral.config import PixtralConfig
 from minipixtral.generate import generate
 from minipixtral.model import Pixtral
-from minipixtral.synthetic import (QUESTIONS, Example, Sample, dataset_token_ids, encode_sample,
-                                   random_sample)
+from minipixtral.synthetic import (QUESTIONS, SHAPES, Example, Sample, dataset_token_ids,
+                                   encode_sample, random_sample)
 
 __all__ = ["block_causal_mask", "packed_positions", "answer_mask", "Packed", "pack",
            "answer_loss", "TrainableRows", "packed_loss", "CURRICULUM", "CENTRE_WEIGHT",
@@ -245,27 +245,31 @@ def kind_at(rng: random.Random, step: int, stages: list[tuple[float, list[str]]]
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 94
 def centre_targets(sample: Sample, rows: int, cols: int) -> torch.Tensor:
-    """float [rows · cols], in the patches' order (row by row), for the sample's picture cut
-    into rows × cols patches (after any resize): 1 at each patch holding the centre of one of
-    its shape boxes, 0 elsewhere."""
+    """long [rows · cols], in the patches' order (row by row), for the sample's picture cut
+    into rows × cols patches (after any resize): at the patch holding the centre of a shape
+    box, 1 + the shape's index in SHAPES; 0 elsewhere."""
+    if sample.shapes is None or len(sample.shapes) != len(sample.boxes):
+        raise ValueError(f"centre_targets: {len(sample.boxes)} boxes need as many shapes "
+                         f"(Sample.shapes), got {sample.shapes}")
     width, height = sample.image.size
-    targets = torch.zeros(rows, cols)
-    for x, y, side in sample.boxes:
+    targets = torch.zeros(rows, cols, dtype=torch.long)
+    for (x, y, side), shape in zip(sample.boxes, sample.shapes):
         row, col = int((y + side / 2) * rows / height), int((x + side / 2) * cols / width)
-        targets[min(row, rows - 1), min(col, cols - 1)] = 1.0
+        targets[min(row, rows - 1), min(col, cols - 1)] = 1 + SHAPES.index(shape)
     return targets.flatten()
 
 
 # %% notebooks/09_train_tiny_pixtral.ipynb, cell 95
 class CentreProbe(nn.Module):
     """Training only, never saved: one linear layer reads each patch the vision encoder wrote
-    [hidden] as the logit that it holds a shape's centre. forward(encoded, packed), encoded
-    [Σ rows·cols, hidden] for packed.images: weight × the mean binary cross-entropy over the
-    patches of the pictures whose boxes are known (0 if none)."""
+    [hidden] as 4 logits: nothing, or the circle, square or triangle centred there.
+    forward(encoded, packed), encoded [Σ rows·cols, hidden] for packed.images: weight × the
+    mean cross-entropy against centre_targets over the patches of the pictures whose boxes are
+    known (0 if none)."""
 
     def __init__(self, config: PixtralConfig, weight: float = CENTRE_WEIGHT):
         super().__init__()
-        self.linear = nn.Linear(config.vision_encoder.hidden_size, 1)
+        self.linear = nn.Linear(config.vision_encoder.hidden_size, 1 + len(SHAPES))
         self.weight, self.patch = weight, config.vision_encoder.patch_size
 
     def forward(self, encoded: torch.Tensor, packed: Packed) -> torch.Tensor:
@@ -276,6 +280,5 @@ class CentreProbe(nn.Module):
             if s.boxes is not None]
         if not known:
             return encoded.new_zeros(())
-        logits = self.linear(torch.cat([f for f, _ in known])).squeeze(-1)     # [P]
-        targets = torch.cat([t for _, t in known])
-        return self.weight * F.binary_cross_entropy_with_logits(logits, targets)
+        logits = self.linear(torch.cat([f for f, _ in known]))                # [P, 4]
+        return self.weight * F.cross_entropy(logits, torch.cat([t for _, t in known]))
