@@ -179,12 +179,12 @@ def train(model: Pixtral, tokenizer, steps: int, batch_size: int = 16, lr: float
           callback: Callable[[int, float], None] | None = None) -> list[float]:
     """Train model in place on fresh samples (random.Random(seed)) whose kinds follow the
     curriculum; returns each step's loss. AdamW, linear warm-up then cosine decay of lr; the
-    vocabulary rows trained through TrainableRows; with centre_weight > 0, a CentreProbe's
+    vocabulary rows trained through TrainableRows; unless centre_weight is 0, a CentreProbe's
     hint (Going deeper), left behind. callback(step, loss) after each step."""
     stages = curriculum_stages(curriculum, steps)
     rows = TrainableRows(model, dataset_token_ids(tokenizer))
     frozen = {id(model.tok_embeddings.weight), id(model.output.weight)}  # rows stand in for them
-    probe = CentreProbe(model.config, centre_weight) if centre_weight > 0 else None
+    probe = CentreProbe(model.config, centre_weight) if centre_weight else None
     params = [*rows.parameters(), *(probe.parameters() if probe else ()),
               *(p for p in model.parameters() if id(p) not in frozen)]
     optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
@@ -269,6 +269,8 @@ class CentreProbe(nn.Module):
 
     def __init__(self, config: PixtralConfig, weight: float = CENTRE_WEIGHT):
         super().__init__()
+        if weight < 0:
+            raise ValueError(f"the centre hint's weight must be 0 or more, got {weight}")
         self.linear = nn.Linear(config.vision_encoder.hidden_size, 1 + len(SHAPES))
         self.weight, self.patch = weight, config.vision_encoder.patch_size
 

@@ -415,6 +415,8 @@ def test_train_adds_the_hint_by_default_and_leaves_no_probe(tokenizer, small_mod
     without = mp.train(model, tokenizer, steps=1, batch_size=4, seed=2, centre_weight=0.0)
     assert 0.1 < with_hint[0] - without[0] < 2          # the default loss holds the hint
     assert set(model.state_dict()) == names             # the probe never joins the model
+    with pytest.raises(ValueError, match="weight must be 0 or more, got -1"):
+        mp.train(model, tokenizer, steps=1, batch_size=4, centre_weight=-1.0)
 
 
 def test_lr_at_warms_up_then_decays_to_zero():
