@@ -483,8 +483,12 @@ def test_shipped_checkpoint_counts_rows_on_the_patch_grid(tokenizer, shipped):
     the pixels confirm (every shape's first column and width multiples of 8). Measured: all
     126 (and every hinted run of lesson 09's table); the model shipped before the hint counted
     three 25 of 30, and the one before that two 29 and three 18: this test fails both."""
-    _, samples = zip(*grid_rows())
+    samples = grid_rows()
     assert _grid_share(samples) == 1.0
+    for s in samples:  # the boxes and shapes each sample carries are what its pixels hold
+        found = sorted((shape["left"], shape["width"], shape["kind"]) for shape in _shapes(s.image))
+        assert found == [(x, side, kind) for (x, _, side), kind in zip(s.boxes, s.shapes)]
+        assert len(found) == mp.ANSWERS["count"].index(s.answer) + 1
     _, answers = mp.exact_match(shipped, tokenizer, samples)
     for n, floor in [("one", 0.95), ("two", 0.95), ("three", 0.9)]:
         right = [a == s.answer for s, a in zip(samples, answers) if s.answer == n]

@@ -24,8 +24,8 @@ import minipixtral as mp
 from minipixtral.synthetic import ANSWERS, COLOURS, QUESTIONS, SHAPES, Sample, draw_shape
 
 
-def grid_rows() -> list[tuple[str, Sample]]:
-    """The probe's 126 count questions, each with the kind of its shapes."""
+def grid_rows() -> list[Sample]:
+    """The probe's 126 count questions; each sample's boxes and shapes say what it holds."""
     samples = []
     for shape, n, side, (width, height), colour, y in itertools.product(
             SHAPES, [1, 2, 3], [16, 24], [(96, 32), (96, 48), (80, 40)], ["red", "blue"], [8, 16]):
@@ -36,10 +36,11 @@ def grid_rows() -> list[tuple[str, Sample]]:
             continue
         picture = Image.new("RGB", (width, height), "white")
         pen = ImageDraw.Draw(picture)
-        for x in range(8, 8 + n * pitch, pitch):
+        boxes = tuple((x, y, side) for x in range(8, 8 + n * pitch, pitch))
+        for x, _, _ in boxes:
             draw_shape(pen, shape, (x, y, x + side - 1, y + side - 1), COLOURS[colour])
-        samples.append((shape, Sample(picture, "count", QUESTIONS["count"],
-                                      ANSWERS["count"][n - 1])))
+        samples.append(Sample(picture, "count", QUESTIONS["count"], ANSWERS["count"][n - 1],
+                              boxes=boxes, shapes=(shape,) * n))
     return samples
 
 
@@ -49,11 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model = mp.Pixtral.from_folder(args.folder, device="cpu")
     tokenizer = mp.tokenizer_for(mp.shipped_tokenizer_file(), model.config.vision_encoder)
-    shapes, samples = zip(*grid_rows())
+    samples = grid_rows()
     _, answers = mp.exact_match(model, tokenizer, samples)
     right: dict[tuple[str, str], list[bool]] = {}
-    for shape, sample, answer in zip(shapes, samples, answers):
-        right.setdefault((shape, sample.answer), []).append(answer == sample.answer)
+    for sample, answer in zip(samples, answers):
+        right.setdefault((sample.shapes[0], sample.answer), []).append(answer == sample.answer)
     for shape in SHAPES:
         print(f"{shape + 's':9s} " + "   ".join(
             f"{n}: {sum(right[shape, n])} of {len(right[shape, n])}" for n in ANSWERS["count"]))
