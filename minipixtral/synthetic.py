@@ -222,8 +222,10 @@ ALIKE = {"colour": 0.6, "shape": 0.6, "side": 0.4, "row": 0.4, "grid": 0.5}
 GRID = 8
 
 
-def _sides(rng: random.Random, width: int, height: int, n: int, big: bool | None) -> list[int]:
-    """The sides of n shapes in a width × height picture, from 9 pixels up to what may fit;
+def _sides(rng: random.Random, width: int, height: int, n: int, big: bool | None, *,
+           across: bool = False) -> list[int]:
+    """The sides of n shapes in a width × height picture, from 9 pixels up to what may fit:
+    two or three up to about half the longer side (of the width if across: side by side);
     with big given, one small (9–15) or big (from 27) side. A side too big for the picture
     makes random_sample draw the picture again."""
     most, least = min(width, height) - 2, SMALL[0] - 1
@@ -231,10 +233,12 @@ def _sides(rng: random.Random, width: int, height: int, n: int, big: bool | None
         side = rng.randint(BIG - 1, max(BIG - 1, most)) if big else \
             rng.randint(least, SMALL[1] + 1)
         return [side]
-    cap = most if n == 1 else max(least, min(most, (width - GAP) // 2 - 1))
+    room = width if across else max(width, height)  # shapes in a row or in a column
+    cap = most if n == 1 else max(least, min(most, (room - GAP) // 2 - 1))
     return [rng.randint(least, cap) for _ in range(n)]
 
 
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 78
 def _in_a_row(rng: random.Random, width: int, height: int, sides: list[int],
               step: int | None = None) -> list[Box] | None:
     """Boxes of side sides[0], evenly spaced along a row, a column or a diagonal, at whole
@@ -253,7 +257,7 @@ def _in_a_row(rng: random.Random, width: int, height: int, sides: list[int],
     return [(x0 + i * pitch * dx, y0 + i * pitch * dy, side) for i in range(n)]
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 78
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 79
 def _names_and_shapes(rng: random.Random, kind: str, n: int, alike: dict[str, bool]
                       ) -> tuple[list[str], list[str]]:
     """The n shapes' colour names and kinds: two different colours for position; one colour
@@ -265,7 +269,7 @@ def _names_and_shapes(rng: random.Random, kind: str, n: int, alike: dict[str, bo
             shapes[:1] * n if alike["shape"] else shapes)
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 79
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 80
 def random_sample(rng: random.Random, kind: str | None = None) -> Sample:
     """Draw one sample with rng (a random.Random: the same seed gives the same sample).
     kind: one of QUESTIONS, or None to pick one with KIND_WEIGHTS (the harder, more often)."""
@@ -279,7 +283,7 @@ def random_sample(rng: random.Random, kind: str | None = None) -> Sample:
     step = GRID if alike["grid"] else None  # round numbers: every side and corner on the grid
     while True:  # draw sizes and spots until the shapes fit (side by side for position)
         width, height = _round_up([rng.randint(*SIDES), rng.randint(*SIDES)], step)
-        sides = _sides(rng, width, height, n, big)
+        sides = _sides(rng, width, height, n, big, across=kind == "position")
         sides = _round_up(sides[:1] * n if alike["side"] else sides, step)
         place = _in_a_row if n > 1 and alike["row"] else _place
         boxes = place(rng, width, height, sides, step=step) \
@@ -295,7 +299,7 @@ def random_sample(rng: random.Random, kind: str | None = None) -> Sample:
     return Sample(image, kind, QUESTIONS[kind], answer, boxes=tuple(boxes), shapes=tuple(shapes))
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 80
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 81
 def make_samples(n: int, seed: int, balanced: bool = True) -> list[Sample]:
     """n samples from random.Random(seed); balanced: the kinds in turn (colour, shape, …),
     otherwise drawn with KIND_WEIGHTS."""
@@ -303,7 +307,7 @@ def make_samples(n: int, seed: int, balanced: bool = True) -> list[Sample]:
     return [random_sample(rng, kinds[i % len(kinds)] if balanced else None) for i in range(n)]
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 114
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 115
 def shipped_checkpoint() -> Path:
     """The folder of the tiny Pixtral trained on this dataset (tools/train_tiny.py), shipped
     inside the package: params.json + consolidated.safetensors (no tekken.json: use

@@ -220,7 +220,7 @@ def exact_match(model: Pixtral, tokenizer, samples: Sequence[Sample]) -> tuple[f
     return right / max(len(samples), 1), answers
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 90
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 91
 def curriculum_stages(curriculum: Curriculum, steps: int) -> list[tuple[float, list[str]]]:
     """The stages as (last step + 1, kinds); refuses a kind not in QUESTIONS, and shares that
     do not rise within (0, 1] (a stage never reached, or outlasting the run)."""
@@ -243,7 +243,7 @@ def kind_at(rng: random.Random, step: int, stages: list[tuple[float, list[str]]]
     return None
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 94
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 95
 def centre_targets(sample: Sample, rows: int, cols: int) -> torch.Tensor:
     """long [rows · cols], in the patches' order (row by row), for the sample's picture cut
     into rows × cols patches (after any resize): at the patch holding the centre of a shape
@@ -259,7 +259,7 @@ def centre_targets(sample: Sample, rows: int, cols: int) -> torch.Tensor:
     return targets.flatten()
 
 
-# %% notebooks/09_train_tiny_pixtral.ipynb, cell 95
+# %% notebooks/09_train_tiny_pixtral.ipynb, cell 96
 class CentreProbe(nn.Module):
     """Training only, never saved: one linear layer reads each patch the vision encoder wrote
     [hidden] as 4 logits: nothing, or the circle, square or triangle centred there.

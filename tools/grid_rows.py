@@ -44,14 +44,21 @@ def grid_rows() -> list[Sample]:
     return samples
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def checkpoint_answers(argv: list[str] | None, description: str,
+                       samples: list[Sample]) -> list[str]:
+    """The answers to the samples of the checkpoint folder named in argv (by default the
+    shipped tiny Pixtral), for a probe's command line."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("folder", nargs="?", type=Path, default=mp.shipped_checkpoint())
-    args = parser.parse_args(argv)
-    model = mp.Pixtral.from_folder(args.folder, device="cpu")
+    folder = parser.parse_args(argv).folder
+    model = mp.Pixtral.from_folder(folder, device="cpu")
     tokenizer = mp.tokenizer_for(mp.shipped_tokenizer_file(), model.config.vision_encoder)
+    return mp.exact_match(model, tokenizer, samples)[1]
+
+
+def main(argv: list[str] | None = None) -> int:
     samples = grid_rows()
-    _, answers = mp.exact_match(model, tokenizer, samples)
+    answers = checkpoint_answers(argv, __doc__.split("\n\n")[0], samples)
     right: dict[tuple[str, str], list[bool]] = {}
     for sample, answer in zip(samples, answers):
         right.setdefault((sample.shapes[0], sample.answer), []).append(answer == sample.answer)
